@@ -6,7 +6,7 @@
 The text form: cells start at a line `# %%` (code) or `# %% [md]` (markdown); markdown is written raw
 (no comment prefixes), so LaTeX reads as it renders. Everything before the first marker is ignored.
 """
-import json, re, sys
+import hashlib, json, re, sys
 from pathlib import Path
 
 MARK = re.compile(r'^# %%( \[md\])?\s*$')
@@ -21,12 +21,13 @@ def txt2cells(text):
         elif cur is not None: cur['lines'].append(line)
     if cur is not None: cells.append(cur)
     out = []
-    for c in cells:
+    for i, c in enumerate(cells):
         lines = c['lines']
         while lines and not lines[-1].strip(): lines.pop()
         while lines and not lines[0].strip(): lines.pop(0)
         src = '\n'.join(lines)
-        cell = {'cell_type': c['kind'], 'metadata': {}, 'source': src}
+        cid = hashlib.sha1(f'{i}:{src}'.encode()).hexdigest()[:8]   # deterministic, so exports are reproducible
+        cell = {'cell_type': c['kind'], 'id': cid, 'metadata': {}, 'source': src}
         if c['kind'] == 'code': cell.update(execution_count=None, outputs=[])
         out.append(cell)
     return out
