@@ -302,7 +302,7 @@ def _load_hub(repo:str, split, size=None, cache_dir=None, asked:str|None=None, n
     if isinstance(ds, datasets.DatasetDict): ds = _pick_split(ds, split, repo)
     return _from_dataset(ds, f"{repo} ({split})", size)
 
-# %% ../nbs/06_data.ipynb #e162e26e
+# %% ../nbs/06_data.ipynb #ad228db8
 DATA_ENV = 'DDPM_NB_DATA'
 KNOWN_DATASETS = {  # name: (directory names under a data root, Hub id)
     'fashion_mnist': (('fashion-mnist', 'fashion_mnist', 'FashionMNIST'), 'zalando-datasets/fashion_mnist'),
@@ -329,6 +329,8 @@ def load_images(
         return _from_dataset(name_or_path, 'the dataset', size)
     src = os.fspath(name_or_path)
     if not isinstance(split, str): raise TypeError(f"split must be a string such as 'train' or 'test', got {split!r}")
+    p = Path(src).expanduser()
+    if p.exists(): return _load_local(p, split, size)            # an explicit path wins over a name
     key = src.strip().lower().replace('-', '_')
     if key in KNOWN_DATASETS:
         dirs, repo = KNOWN_DATASETS[key]
@@ -336,17 +338,15 @@ def load_images(
         for d in looked:
             if d.is_dir(): return _load_local(d, split, size)
         return _load_hub(repo, split, size, cache_dir, asked=src, note=f" and there is no local copy under {os.pathsep.join(map(str, data_roots(root)))}")
-    p = Path(src).expanduser()
-    if p.exists(): return _load_local(p, split, size)
     if not p.is_absolute():
         for r in data_roots(root):
             if (r/p).exists(): return _load_local(r/p, split, size)
     looks_local = src.startswith(('.', '/', '~')) or p.suffix.lower() in _IMG_EXTS | {'.parquet', '.gz', '.idx', '.arrow'}
     if _HUB_ID.match(src) and not looks_local:
-        return _load_hub(src, split, size, cache_dir, note=f" and there is no local path {src!r}")
+        return _load_hub(src, split, size, cache_dir, note='' if '/' in src else f" and there is no local path {src!r}")
     raise FileNotFoundError(f"no such file or directory: {src!r}")
 
-# %% ../nbs/06_data.ipynb #eb250228
+# %% ../nbs/06_data.ipynb #e8628e43
 def image_grid(
     x:Tensor,            # images [B, C, H, W] (or one [C, H, W]): uint8, or float in [-1, 1]
     nrow:int|None=None,  # images per row (default: ceil(sqrt(B)), a square-ish grid)
