@@ -167,7 +167,7 @@ def _from_dataset(ds, source, size=None, batch_size=4096):
     "uint8 images and labels from a `datasets.Dataset`."
     return _from_arrow_batches(ds.with_format('arrow').iter(batch_size=batch_size), ds.features, source, size)
 
-# %% ../nbs/06_data.ipynb #3bc11654
+# %% ../nbs/06_data.ipynb #fd49063c
 _SPLIT_RE = re.compile(r'^([A-Za-z]+)(?:[-_.]|$)')
 _KNOWN_SPLITS = {'train', 'test', 'validation', 'valid', 'val', 'dev', 'unsupervised', 'extra'}
 
@@ -183,7 +183,7 @@ def _pick_split(splits:dict, split, source):
     return splits[split]
 
 def _load_parquet(files, source, size=None):
-    import pyarrow as pa, pyarrow.parquet as pq, datasets
+    import pyarrow.parquet as pq, datasets
     tables = [pq.read_table(f) for f in files]
     features = datasets.Features.from_arrow_schema(tables[0].schema)
     batches = (b for t in tables for b in t.to_batches(max_chunksize=4096))
