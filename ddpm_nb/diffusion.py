@@ -148,7 +148,7 @@ def _posterior_mean(self:GaussianDiffusion, x0, xt, t):
     "Unchecked posterior mean μ̃_t(x_t, x_0) for the loops (the formula of `fwd.q_posterior_mean_variance`)."
     return self._coef('posterior_mean_coef1', t, xt) * x0 + self._coef('posterior_mean_coef2', t, xt) * xt
 
-# %% ../nbs/04_diffusion.ipynb #154087f0
+# %% ../nbs/04_diffusion.ipynb #4043f741
 @patch
 def _predict_xstart_from_eps(self:GaussianDiffusion, xt, t, eps):
     return self._coef('sqrt_recip_alphas_cumprod', t, xt) * xt - self._coef('sqrt_recipm1_alphas_cumprod', t, xt) * eps
@@ -188,7 +188,7 @@ _public('predict_xstart_from_v', '_predict_xstart_from_v', "x̂_0 from (x_t, t, 
 _public('predict_eps_from_v', '_predict_eps_from_v', "ε from (x_t, t, v): √(1-ᾱ_t) x_t + √ᾱ_t v.", 'xt', 'v')
 _public('predict_v', '_predict_v', "The velocity target v = √ᾱ_t ε - √(1-ᾱ_t) x_0 from (x_0, t, ε).", 'x0', 'eps')
 
-# %% ../nbs/04_diffusion.ipynb #bccb6bd4
+# %% ../nbs/04_diffusion.ipynb #2fb6ca0b
 def _xprev_arg_fix():
     # `_posterior_mean(x0, xt, t)` has its own argument order; the public name takes (xt, t, pred_xstart)
     def predict_xprev_from_xstart(self, xt:Tensor, t:Tensor, pred_xstart:Tensor)->Tensor:
@@ -198,7 +198,7 @@ def _xprev_arg_fix():
     GaussianDiffusion.predict_xprev_from_xstart = predict_xprev_from_xstart
 _xprev_arg_fix()
 
-# %% ../nbs/04_diffusion.ipynb #f13afe0a
+# %% ../nbs/04_diffusion.ipynb #0b96abc5
 @patch
 def _scale_timesteps(self:GaussianDiffusion, t):
     return t.float() * (1000.0 / self.num_timesteps) if self.rescale_timesteps else t
@@ -257,7 +257,7 @@ def p_mean_variance(self:GaussianDiffusion,
     _check_x(xt, 'xt')
     return self._p_mean_variance(model, xt, self._check_t(t, xt), clip_denoised, denoised_fn, model_kwargs)
 
-# %% ../nbs/04_diffusion.ipynb #f510f5c0
+# %% ../nbs/04_diffusion.ipynb #3af79221
 @patch
 def _p_sample(self:GaussianDiffusion, model, x, t, noise=None, clip_denoised=True, denoised_fn=None, model_kwargs=None, generator=None):
     out = self._p_mean_variance(model, x, t, clip_denoised, denoised_fn, model_kwargs)
@@ -339,7 +339,7 @@ def p_sample_loop(self:GaussianDiffusion,
     for final in self.p_sample_loop_progressive(model, shape, noise, clip_denoised, denoised_fn, model_kwargs, device, progress, generator, dtype): pass
     return final['sample']
 
-# %% ../nbs/04_diffusion.ipynb #4166b9e1
+# %% ../nbs/04_diffusion.ipynb #e6fc2c43
 @patch
 def ddim_sigma(self:GaussianDiffusion, t:Tensor, eta:float=0.0, like:Tensor|None=None)->Tensor:
     "DDIM's σ_t for timesteps t and η (σ_t² = η² β̃_t), shaped [B, 1, ..., 1] like `like` (default: float64 [B])."
@@ -407,7 +407,7 @@ def ddim_sample_loop(self:GaussianDiffusion,
     for final in self.ddim_sample_loop_progressive(model, shape, noise, clip_denoised, denoised_fn, model_kwargs, device, progress, eta, generator, dtype): pass
     return final['sample']
 
-# %% ../nbs/04_diffusion.ipynb #536dd5d4
+# %% ../nbs/04_diffusion.ipynb #8a2a14cd
 @patch
 def _vb_terms_bpd(self:GaussianDiffusion, model, x0, xt, t, clip_denoised=True, model_kwargs=None, model_output=None):
     true_mean = self._posterior_mean(x0, xt, t)
@@ -468,7 +468,7 @@ def calc_bpd_loop(self:GaussianDiffusion,
     prior = self.prior_bpd(x0)
     return dict(total_bpd=vb.sum(1) + prior, prior_bpd=prior, vb=vb, xstart_mse=xstart_mse, mse=mse)
 
-# %% ../nbs/04_diffusion.ipynb #31edfe65
+# %% ../nbs/04_diffusion.ipynb #e711e402
 @patch
 def training_losses(self:GaussianDiffusion,
     model,                     # callable model(x_t, t)
@@ -501,7 +501,7 @@ def training_losses(self:GaussianDiffusion,
     terms['loss'] = terms['mse'] + scale * terms['vb'] if 'vb' in terms else terms['mse']
     return terms
 
-# %% ../nbs/04_diffusion.ipynb #72fd94b1
+# %% ../nbs/04_diffusion.ipynb #e86b07e9
 class ScheduleSampler:
     "Base class: a distribution over timesteps (`weights`, unnormalized, float64 [T]) to sample from."
     def __init__(self, diffusion): self.num_timesteps = diffusion.num_timesteps
@@ -571,7 +571,7 @@ def create_named_schedule_sampler(
     if name == 'loss-second-moment': return LossSecondMomentResampler(diffusion)
     raise ValueError(f"unknown schedule sampler {name!r}: expected 'uniform' or 'loss-second-moment'")
 
-# %% ../nbs/04_diffusion.ipynb #b5f914cf
+# %% ../nbs/04_diffusion.ipynb #0cad5542
 def space_timesteps(
     num_timesteps:int,   # T of the original process
     section_counts,      # list of ints / comma-separated string (steps per equal section), an int, or 'ddimN'
@@ -628,7 +628,7 @@ class SpacedDiffusion(GaussianDiffusion):
         "`model` as a callable on this process's indices (it receives the original ones)."
         return lambda x, t, **kw: self._model_forward(model, x, t, kw)
 
-# %% ../nbs/04_diffusion.ipynb #9f927890
+# %% ../nbs/04_diffusion.ipynb #164cbbbf
 _all_ = ['BETA_SCHEDULES', 'get_beta_schedule', 'check_betas', 'Schedule', 'extract', 'check_timesteps',
          'mean_flat', 'normal_kl', 'approx_standard_normal_cdf', 'log1mexp', 'log_normal_interval_mass',
          'discretized_gaussian_log_likelihood', 'nats_to_bits', 'bits_per_dim']
