@@ -257,7 +257,7 @@ def p_mean_variance(self:GaussianDiffusion,
     _check_x(xt, 'xt')
     return self._p_mean_variance(model, xt, self._check_t(t, xt), clip_denoised, denoised_fn, model_kwargs)
 
-# %% ../nbs/04_diffusion.ipynb #3af79221
+# %% ../nbs/04_diffusion.ipynb #ed2a5fad
 @patch
 def _p_sample(self:GaussianDiffusion, model, x, t, noise=None, clip_denoised=True, denoised_fn=None, model_kwargs=None, generator=None):
     out = self._p_mean_variance(model, x, t, clip_denoised, denoised_fn, model_kwargs)
@@ -286,7 +286,7 @@ def _start_loop(self:GaussianDiffusion, model, shape, noise, device, dtype, gene
     if noise is not None:
         _check_x(noise, 'noise')
         if tuple(noise.shape) != tuple(shape): raise ValueError(f"noise must have shape {tuple(shape)} (the shape argument), got {tuple(noise.shape)}")
-        return noise
+        return noise if device is None else noise.to(device)
     if not isinstance(shape, (tuple, list, torch.Size)) or len(shape) < 2 or not all(isinstance(s, int) and s > 0 for s in shape):
         raise ValueError(f"shape must be a tuple of positive ints (B, C, ...), got {shape!r}")
     if device is None:
@@ -299,13 +299,13 @@ def p_sample_loop_progressive(self:GaussianDiffusion,
     model,                      # callable model(x_t, t)
     shape:tuple,                # (B, C, ...) of the samples
     noise:Tensor|None=None,     # x_T; drawn from `generator` if None
+    generator:torch.Generator|None=None, # the source of all randomness (best on the sampling device)
+    progress:bool=False,        # show a tqdm bar
+    device=None,                # where to sample (default: noise's device, else the model's, else CPU)
     clip_denoised:bool=True,    # clip x̂_0 to [-1, 1] at every step
     denoised_fn=None,           # optional function applied to x̂_0
     model_kwargs:dict|None=None,
-    device=None,                # where to sample (default: the model's device, else CPU)
-    progress:bool=False,        # show a tqdm bar
-    generator:torch.Generator|None=None, # the source of all randomness
-    dtype=torch.float32,        # dtype of the samples
+    dtype=torch.float32,        # dtype of the samples (when noise is not given)
 ):                              # yields dict(sample, pred_xstart, t) after each step
     "Ancestral sampling (Algorithm 2), yielding each step's x_{t-1} and x̂_0."
     img = self._start_loop(model, shape, noise, device, dtype, generator)
@@ -326,20 +326,20 @@ def p_sample_loop(self:GaussianDiffusion,
     model,                      # callable model(x_t, t)
     shape:tuple,                # (B, C, ...) of the samples
     noise:Tensor|None=None,     # x_T; drawn from `generator` if None
-    clip_denoised:bool=True,    # clip x̂_0 to [-1, 1] at every step
-    denoised_fn=None,
-    model_kwargs:dict|None=None,
-    device=None,                # default: the model's device, else CPU
+    generator:torch.Generator|None=None, # the source of all randomness (best on the sampling device)
     progress:bool=False,        # show a tqdm bar
-    generator:torch.Generator|None=None, # the source of all randomness
-    dtype=torch.float32,
+    device=None,                # default: noise's device, else the model's, else CPU
+    clip_denoised:bool=True,    # clip x̂_0 to [-1, 1] at every step
+    denoised_fn=None,           # optional function applied to x̂_0
+    model_kwargs:dict|None=None,
+    dtype=torch.float32,        # dtype of the samples (when noise is not given)
 )->Tensor:                      # x_0 samples, shape `shape`
     "Ancestral sampling (Algorithm 2): x_T ~ N(0, I), then T reverse steps; returns x_0."
     final = None
-    for final in self.p_sample_loop_progressive(model, shape, noise, clip_denoised, denoised_fn, model_kwargs, device, progress, generator, dtype): pass
+    for final in self.p_sample_loop_progressive(model, shape, noise, generator, progress, device, clip_denoised, denoised_fn, model_kwargs, dtype): pass
     return final['sample']
 
-# %% ../nbs/04_diffusion.ipynb #e6fc2c43
+# %% ../nbs/04_diffusion.ipynb #4c807812
 @patch
 def ddim_sigma(self:GaussianDiffusion, t:Tensor, eta:float=0.0, like:Tensor|None=None)->Tensor:
     "DDIM's σ_t for timesteps t and η (σ_t² = η² β̃_t), shaped [B, 1, ..., 1] like `like` (default: float64 [B])."
@@ -374,9 +374,9 @@ def ddim_sample(self:GaussianDiffusion,
     return self._ddim_sample(model, xt, self._check_t(t, xt), noise, clip_denoised, denoised_fn, model_kwargs, eta, generator)
 
 @patch
-def ddim_sample_loop_progressive(self:GaussianDiffusion, model, shape:tuple, noise:Tensor|None=None, clip_denoised:bool=True, denoised_fn=None,
-                                 model_kwargs:dict|None=None, device=None, progress:bool=False, eta:float=0.0,
-                                 generator:torch.Generator|None=None, dtype=torch.float32):
+def ddim_sample_loop_progressive(self:GaussianDiffusion, model, shape:tuple, noise:Tensor|None=None, generator:torch.Generator|None=None,
+                                 progress:bool=False, device=None, eta:float=0.0, clip_denoised:bool=True, denoised_fn=None,
+                                 model_kwargs:dict|None=None, dtype=torch.float32):
     "DDIM sampling, yielding dict(sample, pred_xstart, t) after each step."
     if not eta >= 0: raise ValueError(f"eta must be >= 0, got {eta!r}")
     img = self._start_loop(model, shape, noise, device, dtype, generator)
@@ -397,17 +397,19 @@ def ddim_sample_loop(self:GaussianDiffusion,
     model,                       # callable model(x_t, t)
     shape:tuple,                 # (B, C, ...) of the samples
     noise:Tensor|None=None,      # x_T; drawn from `generator` if None
+    generator:torch.Generator|None=None, # the source of all randomness
+    progress:bool=False,         # show a tqdm bar
+    device=None,                 # default: noise's device, else the model's, else CPU
+    eta:float=0.0,               # 0: deterministic given x_T; 1: DDPM's 'fixedsmall' ancestral sampling
     clip_denoised:bool=True, denoised_fn=None, model_kwargs:dict|None=None,
-    device=None, progress:bool=False,
-    eta:float=0.0,               # 0: deterministic given x_T
-    generator:torch.Generator|None=None, dtype=torch.float32,
+    dtype=torch.float32,
 )->Tensor:                       # x_0 samples
     "DDIM sampling over this diffusion's timesteps (respace with `SpacedDiffusion` for fewer steps)."
     final = None
-    for final in self.ddim_sample_loop_progressive(model, shape, noise, clip_denoised, denoised_fn, model_kwargs, device, progress, eta, generator, dtype): pass
+    for final in self.ddim_sample_loop_progressive(model, shape, noise, generator, progress, device, eta, clip_denoised, denoised_fn, model_kwargs, dtype): pass
     return final['sample']
 
-# %% ../nbs/04_diffusion.ipynb #8a2a14cd
+# %% ../nbs/04_diffusion.ipynb #aa6c27c5
 @patch
 def _vb_terms_bpd(self:GaussianDiffusion, model, x0, xt, t, clip_denoised=True, model_kwargs=None, model_output=None):
     true_mean = self._posterior_mean(x0, xt, t)
@@ -443,8 +445,8 @@ def calc_bpd_loop(self:GaussianDiffusion,
     model,                      # callable model(x_t, t)
     x0:Tensor,                  # 8-bit data k/127.5 - 1, shape [B, C, ...]
     clip_denoised:bool=True,    # clip x̂_0 to [-1, 1]
-    model_kwargs:dict|None=None,
     progress:bool=False,        # show a tqdm bar
+    model_kwargs:dict|None=None,
     generator:torch.Generator|None=None, # the source of the x_t draws
 )->dict:                        # total_bpd [B], prior_bpd [B], vb [B, T], xstart_mse [B, T], mse [B, T]
     "The whole bound in bits/dim, one x_t ~ q(x_t|x_0) per timestep; column i of vb/mse/xstart_mse is timestep index i."
@@ -468,7 +470,7 @@ def calc_bpd_loop(self:GaussianDiffusion,
     prior = self.prior_bpd(x0)
     return dict(total_bpd=vb.sum(1) + prior, prior_bpd=prior, vb=vb, xstart_mse=xstart_mse, mse=mse)
 
-# %% ../nbs/04_diffusion.ipynb #e711e402
+# %% ../nbs/04_diffusion.ipynb #dbbd83d9
 @patch
 def training_losses(self:GaussianDiffusion,
     model,                     # callable model(x_t, t)
@@ -501,7 +503,7 @@ def training_losses(self:GaussianDiffusion,
     terms['loss'] = terms['mse'] + scale * terms['vb'] if 'vb' in terms else terms['mse']
     return terms
 
-# %% ../nbs/04_diffusion.ipynb #e86b07e9
+# %% ../nbs/04_diffusion.ipynb #bbb6be97
 class ScheduleSampler:
     "Base class: a distribution over timesteps (`weights`, unnormalized, float64 [T]) to sample from."
     def __init__(self, diffusion): self.num_timesteps = diffusion.num_timesteps
@@ -571,7 +573,7 @@ def create_named_schedule_sampler(
     if name == 'loss-second-moment': return LossSecondMomentResampler(diffusion)
     raise ValueError(f"unknown schedule sampler {name!r}: expected 'uniform' or 'loss-second-moment'")
 
-# %% ../nbs/04_diffusion.ipynb #0cad5542
+# %% ../nbs/04_diffusion.ipynb #f4d8e2d7
 def space_timesteps(
     num_timesteps:int,   # T of the original process
     section_counts,      # list of ints / comma-separated string (steps per equal section), an int, or 'ddimN'
@@ -628,7 +630,7 @@ class SpacedDiffusion(GaussianDiffusion):
         "`model` as a callable on this process's indices (it receives the original ones)."
         return lambda x, t, **kw: self._model_forward(model, x, t, kw)
 
-# %% ../nbs/04_diffusion.ipynb #164cbbbf
+# %% ../nbs/04_diffusion.ipynb #ce1b1a16
 _all_ = ['BETA_SCHEDULES', 'get_beta_schedule', 'check_betas', 'Schedule', 'extract', 'check_timesteps',
          'mean_flat', 'normal_kl', 'approx_standard_normal_cdf', 'log1mexp', 'log_normal_interval_mass',
          'discretized_gaussian_log_likelihood', 'nats_to_bits', 'bits_per_dim']
