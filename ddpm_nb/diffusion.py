@@ -573,7 +573,7 @@ def create_named_schedule_sampler(
     if name == 'loss-second-moment': return LossSecondMomentResampler(diffusion)
     raise ValueError(f"unknown schedule sampler {name!r}: expected 'uniform' or 'loss-second-moment'")
 
-# %% ../nbs/04_diffusion.ipynb #f4d8e2d7
+# %% ../nbs/04_diffusion.ipynb #3cb07629
 def space_timesteps(
     num_timesteps:int,   # T of the original process
     section_counts,      # list of ints / comma-separated string (steps per equal section), an int, or 'ddimN'
@@ -630,7 +630,7 @@ class SpacedDiffusion(GaussianDiffusion):
         "`model` as a callable on this process's indices (it receives the original ones)."
         return lambda x, t, **kw: self._model_forward(model, x, t, kw)
 
-# %% ../nbs/04_diffusion.ipynb #ce1b1a16
+# %% ../nbs/04_diffusion.ipynb #0a62652f
 _all_ = ['BETA_SCHEDULES', 'get_beta_schedule', 'check_betas', 'Schedule', 'extract', 'check_timesteps',
          'mean_flat', 'normal_kl', 'approx_standard_normal_cdf', 'log1mexp', 'log_normal_interval_mass',
          'discretized_gaussian_log_likelihood', 'nats_to_bits', 'bits_per_dim']
