@@ -148,7 +148,7 @@ def _posterior_mean(self:GaussianDiffusion, x0, xt, t):
     "Unchecked posterior mean μ̃_t(x_t, x_0) for the loops (the formula of `fwd.q_posterior_mean_variance`)."
     return self._coef('posterior_mean_coef1', t, xt) * x0 + self._coef('posterior_mean_coef2', t, xt) * xt
 
-# %% ../nbs/04_diffusion.ipynb #4043f741
+# %% ../nbs/04_diffusion.ipynb #5b4c637e
 @patch
 def _predict_xstart_from_eps(self:GaussianDiffusion, xt, t, eps):
     return self._coef('sqrt_recip_alphas_cumprod', t, xt) * xt - self._coef('sqrt_recipm1_alphas_cumprod', t, xt) * eps
@@ -173,32 +173,47 @@ def _predict_eps_from_v(self:GaussianDiffusion, xt, t, v):
 def _predict_v(self:GaussianDiffusion, x0, t, eps):
     return self._coef('sqrt_alphas_cumprod', t, x0) * eps - self._coef('sqrt_one_minus_alphas_cumprod', t, x0) * x0
 
-def _public(name, private, doc, a, b):
-    def f(self, xt, t, y):
-        _check_x(xt, a); _check_like(y, xt, b, a)
-        return getattr(self, private)(xt, self._check_t(t, xt), y)
-    f.__name__, f.__qualname__, f.__doc__ = name, f'GaussianDiffusion.{name}', doc
-    setattr(GaussianDiffusion, name, f)
+def _conv_args(self, xt, t, y, xt_name, y_name):
+    _check_x(xt, xt_name); _check_like(y, xt, y_name, xt_name)
+    return self._check_t(t, xt)
 
-_public('predict_xstart_from_eps', '_predict_xstart_from_eps', "x̂_0 from (x_t, t, ε): (x_t - √(1-ᾱ_t) ε)/√ᾱ_t.", 'xt', 'eps')
-_public('predict_eps_from_xstart', '_predict_eps_from_xstart', "ε from (x_t, t, x_0).", 'xt', 'pred_xstart')
-_public('predict_xstart_from_xprev', '_predict_xstart_from_xprev', "x̂_0 from (x_t, t, μ̃_t): (μ̃_t - c_2 x_t)/c_1.", 'xt', 'xprev')
-_public('predict_xprev_from_xstart', '_posterior_mean', "μ̃_t = c_1 x_0 + c_2 x_t from (x_t, t, x_0).", 'xt', 'pred_xstart')
-_public('predict_xstart_from_v', '_predict_xstart_from_v', "x̂_0 from (x_t, t, v): √ᾱ_t x_t - √(1-ᾱ_t) v.", 'xt', 'v')
-_public('predict_eps_from_v', '_predict_eps_from_v', "ε from (x_t, t, v): √(1-ᾱ_t) x_t + √ᾱ_t v.", 'xt', 'v')
-_public('predict_v', '_predict_v', "The velocity target v = √ᾱ_t ε - √(1-ᾱ_t) x_0 from (x_0, t, ε).", 'x0', 'eps')
+@patch
+def predict_xstart_from_eps(self:GaussianDiffusion, xt:Tensor, t:Tensor, eps:Tensor)->Tensor:
+    "x̂_0 = (x_t - √(1-ᾱ_t) ε)/√ᾱ_t from x_t [B, ...], 0-based t [B] and ε (shaped like x_t)."
+    return self._predict_xstart_from_eps(xt, _conv_args(self, xt, t, eps, 'xt', 'eps'), eps)
 
-# %% ../nbs/04_diffusion.ipynb #2fb6ca0b
-def _xprev_arg_fix():
-    # `_posterior_mean(x0, xt, t)` has its own argument order; the public name takes (xt, t, pred_xstart)
-    def predict_xprev_from_xstart(self, xt:Tensor, t:Tensor, pred_xstart:Tensor)->Tensor:
-        "μ̃_t = c_1 x̂_0 + c_2 x_t: the mean of x_{t-1} implied by a prediction of x_0."
-        _check_x(xt, 'xt'); _check_like(pred_xstart, xt, 'pred_xstart', 'xt')
-        return self._posterior_mean(pred_xstart, xt, self._check_t(t, xt))
-    GaussianDiffusion.predict_xprev_from_xstart = predict_xprev_from_xstart
-_xprev_arg_fix()
+@patch
+def predict_eps_from_xstart(self:GaussianDiffusion, xt:Tensor, t:Tensor, pred_xstart:Tensor)->Tensor:
+    "ε = (x_t/√ᾱ_t - x̂_0)/√(1/ᾱ_t - 1) from x_t, t and x̂_0."
+    return self._predict_eps_from_xstart(xt, _conv_args(self, xt, t, pred_xstart, 'xt', 'pred_xstart'), pred_xstart)
 
-# %% ../nbs/04_diffusion.ipynb #0b96abc5
+@patch
+def predict_xstart_from_xprev(self:GaussianDiffusion, xt:Tensor, t:Tensor, xprev:Tensor)->Tensor:
+    "x̂_0 = (μ̃_t - c_2 x_t)/c_1 from x_t, t and the mean μ̃_t of x_{t-1}."
+    return self._predict_xstart_from_xprev(xt, _conv_args(self, xt, t, xprev, 'xt', 'xprev'), xprev)
+
+@patch
+def predict_xstart_from_v(self:GaussianDiffusion, xt:Tensor, t:Tensor, v:Tensor)->Tensor:
+    "x̂_0 = √ᾱ_t x_t - √(1-ᾱ_t) v from x_t, t and v."
+    return self._predict_xstart_from_v(xt, _conv_args(self, xt, t, v, 'xt', 'v'), v)
+
+@patch
+def predict_eps_from_v(self:GaussianDiffusion, xt:Tensor, t:Tensor, v:Tensor)->Tensor:
+    "ε = √(1-ᾱ_t) x_t + √ᾱ_t v from x_t, t and v."
+    return self._predict_eps_from_v(xt, _conv_args(self, xt, t, v, 'xt', 'v'), v)
+
+@patch
+def predict_v(self:GaussianDiffusion, x0:Tensor, t:Tensor, eps:Tensor)->Tensor:
+    "The velocity v = √ᾱ_t ε - √(1-ᾱ_t) x_0 from x_0, t and ε (the 'v' training target)."
+    return self._predict_v(x0, _conv_args(self, x0, t, eps, 'x0', 'eps'), eps)
+
+@patch
+def predict_xprev_from_xstart(self:GaussianDiffusion, xt:Tensor, t:Tensor, pred_xstart:Tensor)->Tensor:
+    "μ̃_t = c_1 x̂_0 + c_2 x_t: the mean of x_{t-1} implied by a prediction of x_0."
+    _check_x(xt, 'xt'); _check_like(pred_xstart, xt, 'pred_xstart', 'xt')
+    return self._posterior_mean(pred_xstart, xt, self._check_t(t, xt))
+
+# %% ../nbs/04_diffusion.ipynb #02f26742
 @patch
 def _scale_timesteps(self:GaussianDiffusion, t):
     return t.float() * (1000.0 / self.num_timesteps) if self.rescale_timesteps else t
@@ -257,7 +272,7 @@ def p_mean_variance(self:GaussianDiffusion,
     _check_x(xt, 'xt')
     return self._p_mean_variance(model, xt, self._check_t(t, xt), clip_denoised, denoised_fn, model_kwargs)
 
-# %% ../nbs/04_diffusion.ipynb #ed2a5fad
+# %% ../nbs/04_diffusion.ipynb #995d544e
 @patch
 def _p_sample(self:GaussianDiffusion, model, x, t, noise=None, clip_denoised=True, denoised_fn=None, model_kwargs=None, generator=None):
     out = self._p_mean_variance(model, x, t, clip_denoised, denoised_fn, model_kwargs)
@@ -339,7 +354,7 @@ def p_sample_loop(self:GaussianDiffusion,
     for final in self.p_sample_loop_progressive(model, shape, noise, generator, progress, device, clip_denoised, denoised_fn, model_kwargs, dtype): pass
     return final['sample']
 
-# %% ../nbs/04_diffusion.ipynb #4c807812
+# %% ../nbs/04_diffusion.ipynb #b65b6149
 @patch
 def ddim_sigma(self:GaussianDiffusion, t:Tensor, eta:float=0.0, like:Tensor|None=None)->Tensor:
     "DDIM's σ_t for timesteps t and η (σ_t² = η² β̃_t), shaped [B, 1, ..., 1] like `like` (default: float64 [B])."
@@ -409,7 +424,7 @@ def ddim_sample_loop(self:GaussianDiffusion,
     for final in self.ddim_sample_loop_progressive(model, shape, noise, generator, progress, device, eta, clip_denoised, denoised_fn, model_kwargs, dtype): pass
     return final['sample']
 
-# %% ../nbs/04_diffusion.ipynb #aa6c27c5
+# %% ../nbs/04_diffusion.ipynb #594f5a3b
 @patch
 def _vb_terms_bpd(self:GaussianDiffusion, model, x0, xt, t, clip_denoised=True, model_kwargs=None, model_output=None):
     true_mean = self._posterior_mean(x0, xt, t)
@@ -470,7 +485,7 @@ def calc_bpd_loop(self:GaussianDiffusion,
     prior = self.prior_bpd(x0)
     return dict(total_bpd=vb.sum(1) + prior, prior_bpd=prior, vb=vb, xstart_mse=xstart_mse, mse=mse)
 
-# %% ../nbs/04_diffusion.ipynb #dbbd83d9
+# %% ../nbs/04_diffusion.ipynb #36910caf
 @patch
 def training_losses(self:GaussianDiffusion,
     model,                     # callable model(x_t, t)
@@ -503,7 +518,7 @@ def training_losses(self:GaussianDiffusion,
     terms['loss'] = terms['mse'] + scale * terms['vb'] if 'vb' in terms else terms['mse']
     return terms
 
-# %% ../nbs/04_diffusion.ipynb #bbb6be97
+# %% ../nbs/04_diffusion.ipynb #7aa4dd6c
 class ScheduleSampler:
     "Base class: a distribution over timesteps (`weights`, unnormalized, float64 [T]) to sample from."
     def __init__(self, diffusion): self.num_timesteps = diffusion.num_timesteps
@@ -573,7 +588,7 @@ def create_named_schedule_sampler(
     if name == 'loss-second-moment': return LossSecondMomentResampler(diffusion)
     raise ValueError(f"unknown schedule sampler {name!r}: expected 'uniform' or 'loss-second-moment'")
 
-# %% ../nbs/04_diffusion.ipynb #3cb07629
+# %% ../nbs/04_diffusion.ipynb #c18295f4
 def space_timesteps(
     num_timesteps:int,   # T of the original process
     section_counts,      # list of ints / comma-separated string (steps per equal section), an int, or 'ddimN'
@@ -630,7 +645,7 @@ class SpacedDiffusion(GaussianDiffusion):
         "`model` as a callable on this process's indices (it receives the original ones)."
         return lambda x, t, **kw: self._model_forward(model, x, t, kw)
 
-# %% ../nbs/04_diffusion.ipynb #0a62652f
+# %% ../nbs/04_diffusion.ipynb #25d39019
 _all_ = ['BETA_SCHEDULES', 'get_beta_schedule', 'check_betas', 'Schedule', 'extract', 'check_timesteps',
          'mean_flat', 'normal_kl', 'approx_standard_normal_cdf', 'log1mexp', 'log_normal_interval_mass',
          'discretized_gaussian_log_likelihood', 'nats_to_bits', 'bits_per_dim']
