@@ -235,7 +235,7 @@ def from_preset(cls:UNet,
     if name not in PRESETS: raise ValueError(f"unknown UNet preset {name!r}: expected one of {', '.join(PRESETS)}")
     return cls(**{**PRESETS[name], **overrides})
 
-# %% ../nbs/05_unet.ipynb #e1807ed3
+# %% ../nbs/05_unet.ipynb #84b86c08
 def _res_pairs(o, d, blk):
     ps = [(f'{o}.norm1', f'{d}.norm1'), (f'{o}.conv1', f'{d}.conv1'), (f'{o}.temb_proj', f'{d}.time_emb_proj'),
           (f'{o}.norm2', f'{d}.norm2'), (f'{o}.conv2', f'{d}.conv2')]
@@ -276,10 +276,20 @@ def _to_diffusers_config(cfg:dict)->dict:
         up_block_types=['AttnUpBlock2D' if a else 'UpBlock2D' for a in reversed(attn)],
         norm_num_groups=cfg['num_groups'], dropout=cfg['dropout'], **_DIFFUSERS_FIXED)
 
+# UNet2DModel's own defaults: what a config that omits a key means (checked against diffusers' signature below)
+_DIFFUSERS_DEFAULTS = dict(sample_size=None, in_channels=3, out_channels=3, center_input_sample=False,
+    time_embedding_type='positional', time_embedding_dim=None, freq_shift=0, flip_sin_to_cos=True,
+    down_block_types=('DownBlock2D', 'AttnDownBlock2D', 'AttnDownBlock2D', 'AttnDownBlock2D'), mid_block_type='UNetMidBlock2D',
+    up_block_types=('AttnUpBlock2D', 'AttnUpBlock2D', 'AttnUpBlock2D', 'UpBlock2D'), block_out_channels=(224, 448, 672, 896),
+    layers_per_block=2, mid_block_scale_factor=1, downsample_padding=1, downsample_type='conv', upsample_type='conv',
+    dropout=0.0, act_fn='silu', attention_head_dim=8, norm_num_groups=32, attn_norm_num_groups=None, norm_eps=1e-05,
+    resnet_time_scale_shift='default', add_attention=True, class_embed_type=None, num_class_embeds=None, num_train_timesteps=None)
+
 def _from_diffusers_config(dc:Mapping)->dict:
+    dc = {**_DIFFUSERS_DEFAULTS, **dc}
     for k, want in _DIFFUSERS_MUST.items():
-        got = dc.get(k, want)
-        if k == 'attention_head_dim' or (k == 'attn_norm_num_groups' and got == dc.get('norm_num_groups', 32)): continue
+        got = dc[k]
+        if k == 'attention_head_dim' or (k == 'attn_norm_num_groups' and got == dc['norm_num_groups']): continue
         same = got == want or (type(want) in (int, float) and isinstance(got, (int, float)) and math.isclose(got, want))
         if not same: raise ValueError(f"diffusers config has {k}={got!r}; the DDPM U-Net needs {k}={want!r}")
     boc, down, up = list(dc['block_out_channels']), list(dc['down_block_types']), list(dc['up_block_types'])
@@ -290,16 +300,17 @@ def _from_diffusers_config(dc:Mapping)->dict:
     attn = [t == 'AttnDownBlock2D' for t in down]
     if [t == 'AttnUpBlock2D' for t in reversed(up)] != attn:
         raise ValueError(f"up_block_types {up} must mirror the attention of down_block_types {down}")
-    ahd = dc.get('attention_head_dim')
+    ahd = dc['attention_head_dim']
     if ahd is not None and any(ahd != c for c in [c for c, a in zip(boc, attn) if a] + [boc[-1]]):
         raise ValueError(f"attention_head_dim={ahd} splits attention into several heads; the DDPM U-Net has one (attention_head_dim=None)")
     r = dc['sample_size']
+    if r is None: raise ValueError("the diffusers config lacks sample_size (the image side)")
     if not isinstance(r, int):
         if len(set(r)) != 1: raise ValueError(f"sample_size must be square, got {r}")
         r = int(r[0])
     return dict(in_ch=dc['in_channels'], ch=ch, ch_mult=[c // ch for c in boc], num_res_blocks=dc['layers_per_block'],
-        attn_resolutions=[r // 2 ** i for i in range(L) if attn[i]], dropout=float(dc.get('dropout', 0.0)), resolution=r,
-        out_ch=dc['out_channels'], num_groups=dc.get('norm_num_groups', 32))
+        attn_resolutions=[r // 2 ** i for i in range(L) if attn[i]], dropout=float(dc['dropout']), resolution=r,
+        out_ch=dc['out_channels'], num_groups=dc['norm_num_groups'])
 
 def _config_from_state_dict(sd:Mapping, resolution:int|None, num_groups:int=32, dropout:float=0.0)->dict:
     if 'conv_in.weight' not in sd or 'down_blocks.0.resnets.0.conv1.weight' not in sd:
@@ -310,7 +321,7 @@ def _config_from_state_dict(sd:Mapping, resolution:int|None, num_groups:int=32, 
     boc = [sd[f'down_blocks.{i}.resnets.0.conv1.weight'].shape[0] for i in range(L)]
     nrb = 1 + max(int(k.split('.')[3]) for k in sd if k.startswith('down_blocks.0.resnets.'))
     attn = [f'down_blocks.{i}.attentions.0.to_q.weight' in sd for i in range(L)]
-    return _from_diffusers_config(dict(sample_size=resolution, in_channels=sd['conv_in.weight'].shape[1],
+    return _from_diffusers_config(dict(_DIFFUSERS_FIXED, sample_size=resolution, in_channels=sd['conv_in.weight'].shape[1],
         out_channels=sd['conv_out.weight'].shape[0], block_out_channels=boc, layers_per_block=nrb,
         down_block_types=['AttnDownBlock2D' if a else 'DownBlock2D' for a in attn],
         up_block_types=['AttnUpBlock2D' if a else 'UpBlock2D' for a in reversed(attn)],
