@@ -217,23 +217,27 @@ class UNet(nn.Module):
             raise ValueError(f"t must have shape [B] = [{x.shape[0]}] to match x, got {list(t.shape)}")
         return t
 
-# %% ../nbs/05_unet.ipynb #6ba62b65
+# %% ../nbs/05_unet.ipynb #41247d9e
 PRESETS = {
     'tiny':          dict(in_ch=1, ch=16, ch_mult=(1, 2), num_res_blocks=1, attn_resolutions=(14,), dropout=0.0, resolution=28, num_groups=8),
     'fashion_mnist': dict(in_ch=1, ch=32, ch_mult=(1, 2, 2), num_res_blocks=2, attn_resolutions=(14,), dropout=0.1, resolution=28),
     'cifar10':       dict(in_ch=3, ch=128, ch_mult=(1, 2, 2, 2), num_res_blocks=2, attn_resolutions=(16,), dropout=0.1, resolution=32),
     'celebahq256':   dict(in_ch=3, ch=128, ch_mult=(1, 1, 2, 2, 4, 4), num_res_blocks=2, attn_resolutions=(16,), dropout=0.0, resolution=256),
 }
-PRESETS['lsun256'] = PRESETS['celebahq256']   # the paper's LSUN church/bedroom/cat models share the 256×256 configuration
+PRESETS['lsun256'] = dict(PRESETS['celebahq256'])   # the paper's LSUN church/bedroom/cat models share the 256×256 configuration
 
 @patch(cls_method=True)
 def from_preset(cls:UNet,
     name:str,      # a key of `PRESETS`
     **overrides,   # constructor arguments to change, e.g. out_ch=2 for a learned variance on 1 channel
 )->UNet:
-    "A freshly initialised `UNet` with the preset's configuration, updated by `overrides`."
+    "A freshly initialised `UNet` with the preset's configuration, updated by `overrides`; attention stays at the same levels if only the resolution changes."
     if name not in PRESETS: raise ValueError(f"unknown UNet preset {name!r}: expected one of {', '.join(PRESETS)}")
-    return cls(**{**PRESETS[name], **overrides})
+    cfg = {**PRESETS[name], **overrides}
+    if 'resolution' in overrides and 'attn_resolutions' not in overrides:   # e.g. fashion_mnist's design on 32x32 data
+        r0, r = PRESETS[name]['resolution'], cfg['resolution']
+        cfg['attn_resolutions'] = [r // 2 ** i for i in range(len(cfg['ch_mult'])) if r0 // 2 ** i in PRESETS[name]['attn_resolutions']]
+    return cls(**cfg)
 
 # %% ../nbs/05_unet.ipynb #84b86c08
 def _res_pairs(o, d, blk):
