@@ -90,7 +90,7 @@ class Upsample(nn.Module):
         self.conv = nn.Conv2d(ch, ch, 3, padding=1)
     def forward(self, x:Tensor)->Tensor: return self.conv(F.interpolate(x, scale_factor=2.0, mode='nearest'))
 
-# %% ../nbs/05_unet.ipynb #a1bbda28
+# %% ../nbs/05_unet.ipynb #3bee99cc
 class Level(nn.Module):
     "One resolution of the U-Net: residual blocks, each followed by attention where configured, then a resampler (or None)."
     def __init__(self, blocks, attns, resample):
@@ -210,7 +210,7 @@ class UNet(nn.Module):
             raise TypeError(f"x must be a float tensor [B, {C}, {r}, {r}], got {x.dtype if isinstance(x, Tensor) else type(x).__name__}")
         if x.ndim != 4 or x.shape[1] != C or x.shape[2] != r or x.shape[3] != r:
             raise ValueError(f"x must have shape [B, {C}, {r}, {r}], got {list(x.shape)}")
-        if not isinstance(t, Tensor): t = torch.as_tensor(t, device=x.device)
+        if not isinstance(t, Tensor) or t.device != x.device: t = torch.as_tensor(t, device=x.device)
         if t.dtype == torch.bool or t.is_complex(): raise TypeError(f"t must hold integer timesteps, got dtype {t.dtype}")
         if t.ndim == 0: t = t.expand(x.shape[0])
         if t.ndim != 1 or t.shape[0] != x.shape[0]:
