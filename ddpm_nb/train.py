@@ -14,11 +14,11 @@ from torch import Tensor, nn
 __all__ = ['DEFAULT_STEPS', 'CKPT_FILES', 'DIFFUSION_KEYS', 'RUN_KEYS', 'TrainConfig', 'lr_at', 'EMA', 'epoch_permutation',
            'DataOrder', 'rank_slice', 'rng_state', 'set_rng_state', 'CheckpointError', 'list_checkpoints',
            'latest_checkpoint', 'save_checkpoint', 'resolve_checkpoint', 'load_checkpoint', 'build_model',
-           'diffusion_config', 'build_diffusion', 'model_from_config', 'sample_images', 'NonFiniteLossError',
-           'pick_device', 'make_config', 'train', 'weights_dir', 'shipped_weights', 'load_model',
-           'stratified_timesteps', 'bpd_stratified']
+           'diffusion_config', 'build_diffusion', 'model_from_config', 'weights_dir', 'shipped_weights', 'load_model',
+           'sample_images', 'NonFiniteLossError', 'pick_device', 'make_config', 'train', 'stratified_timesteps',
+           'bpd_stratified']
 
-# %% ../nbs/07_train.ipynb #7bfaf5c1
+# %% ../nbs/07_train.ipynb #dc97a5b7
 DEFAULT_STEPS = 1500   # about 15 minutes of the fashion_mnist preset at batch 128 on a 2-core CPU (measured below)
 
 @dataclass
@@ -36,9 +36,9 @@ class TrainConfig:
     beta_start:float=1e-4             # β_1
     beta_end:float=0.02               # β_T
     T:int=1000                        # number of diffusion steps
-    model_mean_type:str='eps'         # what the network predicts: 'eps' (the paper), 'x0', 'xprev', 'v'
+    model_mean_type:str='eps'         # what the network predicts: 'eps' (the paper), 'xstart', 'xprev', 'v'
     model_var_type:str='fixedlarge'   # Σ_θ: 'fixedlarge' (σ²=β, the paper's choice), 'fixedsmall', 'learned', 'learned_range'
-    loss_type:str='mse'               # 'mse' (L_simple) or 'kl'/'hybrid' where the diffusion supports them
+    loss_type:str='mse'               # 'mse' (L_simple), 'rescaled_mse', 'kl', 'rescaled_kl', 'hybrid'
     # the optimization
     steps:int=DEFAULT_STEPS           # total optimizer steps
     minutes:float|None=None           # optional wall-clock budget for this invocation; stops (and checkpoints) at whichever comes first
@@ -267,12 +267,12 @@ def load_checkpoint(
         except Exception as e: raise CheckpointError(f"checkpoint {str(p)!r}: state.pt is corrupt or not weights-only ({type(e).__name__}: {str(e).splitlines()[0][:100]})") from None
     return out
 
-# %% ../nbs/07_train.ipynb #2d615ae5
+# %% ../nbs/07_train.ipynb #7fab1fef
 DIFFUSION_KEYS = ('beta_schedule', 'beta_start', 'beta_end', 'T', 'model_mean_type', 'model_var_type', 'loss_type')
 
 def build_model(cfg:TrainConfig, in_ch:int|None=None, resolution:int|None=None)->nn.Module:
     "The UNet of `cfg.preset` with `cfg.model` overrides (and the data's channels/resolution when given)."
-    from .unet import UNet
+    from ddpm_nb.unet import UNet
     kw = dict(cfg.model)
     if in_ch is not None: kw.setdefault('in_ch', in_ch)
     if resolution is not None: kw.setdefault('resolution', resolution)
@@ -285,18 +285,51 @@ def diffusion_config(cfg:TrainConfig)->dict:
 
 def build_diffusion(dcfg:dict):
     "A `GaussianDiffusion` from the settings stored in config.json."
-    from .diffusion import GaussianDiffusion
-    from .schedules import get_beta_schedule
+    from ddpm_nb.diffusion import GaussianDiffusion
+    from ddpm_nb.schedules import get_beta_schedule
     betas = get_beta_schedule(dcfg['beta_schedule'], dcfg['T'], beta_start=dcfg['beta_start'], beta_end=dcfg['beta_end'])
     return GaussianDiffusion(betas, model_mean_type=dcfg['model_mean_type'], model_var_type=dcfg['model_var_type'], loss_type=dcfg['loss_type'])
 
 def model_from_config(mcfg:dict)->nn.Module:
     "Rebuild the network from the 'model' section of config.json."
-    from .unet import UNet
+    from ddpm_nb.unet import UNet
     if mcfg.get('class', 'UNet') != 'UNet': raise CheckpointError(f"unknown model class {mcfg.get('class')!r} in config.json (expected 'UNet')")
     return UNet(**mcfg['config'])
 
-# %% ../nbs/07_train.ipynb #646e390c
+# %% ../nbs/07_train.ipynb #79e5515c
+def weights_dir()->Path:
+    "Where the package's shipped weights live: ddpm_nb/weights/<name>/."
+    import ddpm_nb
+    return Path(ddpm_nb.__file__).parent / 'weights'
+
+def shipped_weights()->list[str]:
+    "Names of the weights shipped in the package (each a directory with config.json)."
+    d = weights_dir()
+    return sorted(p.name for p in d.iterdir() if (p / 'config.json').is_file()) if d.is_dir() else []
+
+def load_model(
+    ckpt,                  # a checkpoint dir, a run dir, or a shipped name such as 'fashion_mnist'
+    ema:bool=True,         # the EMA weights (what the paper samples with); False: the raw trained weights
+    device='cpu',          # where to put the model
+)->tuple:                  # (model in eval mode, GaussianDiffusion, config dict)
+    "The trained network, its diffusion and its config from a checkpoint or a shipped name."
+    p = Path(os.fspath(ckpt)).expanduser()
+    if not p.exists():
+        w = weights_dir() / str(ckpt)
+        if not (w / 'config.json').is_file():
+            names = shipped_weights()
+            raise FileNotFoundError(f"no checkpoint {str(ckpt)!r}: not a path, nor a shipped model name "
+                                    f"(shipped: {', '.join(names) if names else 'none'})")
+        p = w
+    ck = load_checkpoint(p, state=False, ema_only=ema)
+    try:
+        model = model_from_config(ck['config']['model'])
+        model.load_state_dict(ck['ema' if ema else 'model'])
+    except (TypeError, KeyError, RuntimeError) as e:
+        raise CheckpointError(f"checkpoint {str(ck['path'])!r}: weights do not fit the model in config.json ({str(e).splitlines()[0][:150]})") from None
+    return model.eval().requires_grad_(False).to(device), build_diffusion(ck['config']['diffusion']), ck['config']
+
+# %% ../nbs/07_train.ipynb #674170c4
 @torch.no_grad()
 def sample_images(
     model:nn.Module,             # the network (EMA weights, eval mode)
@@ -312,17 +345,18 @@ def sample_images(
     progress:bool=False,         # a progress bar over the steps
 )->Tensor:                       # [n, C, H, W] in [-1, 1], on the CPU
     "`n` samples from `model` with the ancestral or DDIM sampler, optionally on `steps` respaced timesteps."
-    from .diffusion import SpacedDiffusion, space_timesteps
+    from ddpm_nb.diffusion import SpacedDiffusion, space_timesteps
     if n < 1: raise ValueError(f"n must be >= 1 image, got {n}")
     if sampler not in ('ancestral', 'ddim'): raise ValueError(f"sampler must be 'ancestral' or 'ddim', got {sampler!r}")
     T = diffusion.num_timesteps
     steps = T if steps is None else steps
     if not 1 <= steps <= T: raise ValueError(f"sampler steps must lie in [1, {T}], got {steps}")
     d = diffusion
-    if steps < T or sampler == 'ddim':
-        d = SpacedDiffusion(space_timesteps(T, f'ddim{steps}' if sampler == 'ddim' and T % steps == 0 else [steps]),
-                            betas=diffusion.betas, model_mean_type=diffusion.model_mean_type,
-                            model_var_type=diffusion.model_var_type, loss_type=diffusion.loss_type)
+    if steps < T:
+        try: use = space_timesteps(T, f'ddim{steps}' if sampler == 'ddim' else [steps])   # DDIM: a fixed stride, as in its paper
+        except ValueError: use = space_timesteps(T, [steps])
+        d = SpacedDiffusion(use, betas=diffusion.betas, model_mean_type=diffusion.model_mean_type, model_var_type=diffusion.model_var_type,
+                            loss_type=diffusion.loss_type, rescale_timesteps=diffusion.rescale_timesteps)
     out = []
     for i in range(0, n, batch_size):
         b = min(batch_size, n - i)
@@ -332,7 +366,7 @@ def sample_images(
         out.append(x.float().clamp(-1, 1).cpu())
     return torch.cat(out)
 
-# %% ../nbs/07_train.ipynb #1e3ee2a6
+# %% ../nbs/07_train.ipynb #95226a9e
 class NonFiniteLossError(RuntimeError):
     "The training loss became NaN or inf."
 
@@ -376,10 +410,10 @@ def make_config(cfg:TrainConfig, model:nn.Module, data_info:dict)->dict:
     return {'format': 'ddpm_nb-checkpoint-1', 'model': {'class': type(model).__name__, 'config': model.config},
             'diffusion': diffusion_config(cfg), 'train': cfg.to_dict(), 'dataset': data_info}
 
-# %% ../nbs/07_train.ipynb #a3043d39
+# %% ../nbs/07_train.ipynb #b92de9bf
 def _load_data(cfg:TrainConfig, images:Tensor|None):
     if images is None:
-        from .data import load_images
+        from ddpm_nb.data import load_images
         images, _ = load_images(cfg.dataset, split=cfg.split)
     if not (isinstance(images, Tensor) and images.dtype == torch.uint8 and images.ndim == 4):
         raise TypeError(f"training images must be a uint8 tensor [N, C, H, W], got {getattr(images, 'dtype', type(images))} of shape {tuple(getattr(images, 'shape', ()))}")
@@ -393,7 +427,7 @@ def _merge_resume(cfg:TrainConfig, saved:dict)->TrainConfig:
     if diff: raise ValueError(f"cannot resume with different {', '.join(diff)} (checkpoint has {', '.join(f'{k}={getattr(s, k)!r}' for k in diff)}); only {', '.join(RUN_KEYS)} may change")
     return dataclasses.replace(s, **{k: getattr(cfg, k) for k in RUN_KEYS})
 
-# %% ../nbs/07_train.ipynb #9b3fbb98
+# %% ../nbs/07_train.ipynb #c8e92d37
 def train(
     cfg:TrainConfig,              # the run
     images:Tensor|None=None,      # uint8 [N, C, H, W] to train on instead of loading `cfg.dataset`
@@ -403,7 +437,7 @@ def train(
     "Train a DDPM with the paper's recipe; checkpoints, metrics.jsonl and samples go to `cfg.out`."
     import torch.distributed as dist
     from tqdm.auto import tqdm
-    from .data import to_model_range, random_flip, save_image_grid, default_flip
+    from ddpm_nb.data import to_model_range, random_flip, save_image_grid, default_flip
     rank, world, local_rank, we_init = _dist_info()
     out = Path(cfg.out)
     try:
@@ -459,7 +493,7 @@ def train(
     finally:
         if we_init: dist.destroy_process_group()
 
-# %% ../nbs/07_train.ipynb #79946109
+# %% ../nbs/07_train.ipynb #c16b96e2
 def _loop(cfg, images, model, net, fwd, ema, diffusion, opt, scaler, gen, order, sl, step, elapsed0,
           device, rank, world, out, config, progress, tqdm, to_model_range, random_flip, save_image_grid):
     import torch.distributed as dist
@@ -546,40 +580,7 @@ def _loop(cfg, images, model, net, fwd, ema, diffusion, opt, scaler, gen, order,
     return {'step': step, 'loss': last_loss, 'ckpt': str(latest_checkpoint(out)) if rank == 0 else None, 'out': str(out),
             'samples': str(samples) if samples else None, 'stopped': stopped}
 
-# %% ../nbs/07_train.ipynb #aabc98d2
-def weights_dir()->Path:
-    "Where the package's shipped weights live: ddpm_nb/weights/<name>/."
-    import ddpm_nb
-    return Path(ddpm_nb.__file__).parent / 'weights'
-
-def shipped_weights()->list[str]:
-    "Names of the weights shipped in the package (each a directory with config.json)."
-    d = weights_dir()
-    return sorted(p.name for p in d.iterdir() if (p / 'config.json').is_file()) if d.is_dir() else []
-
-def load_model(
-    ckpt,                  # a checkpoint dir, a run dir, or a shipped name such as 'fashion_mnist'
-    ema:bool=True,         # the EMA weights (what the paper samples with); False: the raw trained weights
-    device='cpu',          # where to put the model
-)->tuple:                  # (model in eval mode, GaussianDiffusion, config dict)
-    "The trained network, its diffusion and its config from a checkpoint or a shipped name."
-    p = Path(os.fspath(ckpt)).expanduser()
-    if not p.exists():
-        w = weights_dir() / str(ckpt)
-        if not (w / 'config.json').is_file():
-            names = shipped_weights()
-            raise FileNotFoundError(f"no checkpoint {str(ckpt)!r}: not a path, nor a shipped model name "
-                                    f"(shipped: {', '.join(names) if names else 'none'})")
-        p = w
-    ck = load_checkpoint(p, state=False, ema_only=ema)
-    try:
-        model = model_from_config(ck['config']['model'])
-        model.load_state_dict(ck['ema' if ema else 'model'])
-    except (TypeError, KeyError, RuntimeError) as e:
-        raise CheckpointError(f"checkpoint {str(ck['path'])!r}: weights do not fit the model in config.json ({str(e).splitlines()[0][:150]})") from None
-    return model.eval().requires_grad_(False).to(device), build_diffusion(ck['config']['diffusion']), ck['config']
-
-# %% ../nbs/07_train.ipynb #37010695
+# %% ../nbs/07_train.ipynb #42fa4624
 def stratified_timesteps(
     T:int,                  # number of diffusion steps
     k:int,                  # number of strata over the 0-based indices 1..T-1
