@@ -217,7 +217,7 @@ class UNet(nn.Module):
             raise ValueError(f"t must have shape [B] = [{x.shape[0]}] to match x, got {list(t.shape)}")
         return t
 
-# %% ../nbs/05_unet.ipynb #41247d9e
+# %% ../nbs/05_unet.ipynb #c0474ac7
 PRESETS = {
     'tiny':          dict(in_ch=1, ch=16, ch_mult=(1, 2), num_res_blocks=1, attn_resolutions=(14,), dropout=0.0, resolution=28, num_groups=8),
     'fashion_mnist': dict(in_ch=1, ch=32, ch_mult=(1, 2, 2), num_res_blocks=2, attn_resolutions=(14,), dropout=0.1, resolution=28),
@@ -239,7 +239,7 @@ def from_preset(cls:UNet,
         cfg['attn_resolutions'] = [r // 2 ** i for i in range(len(cfg['ch_mult'])) if r0 // 2 ** i in PRESETS[name]['attn_resolutions']]
     return cls(**cfg)
 
-# %% ../nbs/05_unet.ipynb #84b86c08
+# %% ../nbs/05_unet.ipynb #7b87a13e
 def _res_pairs(o, d, blk):
     ps = [(f'{o}.norm1', f'{d}.norm1'), (f'{o}.conv1', f'{d}.conv1'), (f'{o}.temb_proj', f'{d}.time_emb_proj'),
           (f'{o}.norm2', f'{d}.norm2'), (f'{o}.conv2', f'{d}.conv2')]
@@ -331,7 +331,7 @@ def _config_from_state_dict(sd:Mapping, resolution:int|None, num_groups:int=32, 
         up_block_types=['AttnUpBlock2D' if a else 'UpBlock2D' for a in reversed(attn)],
         norm_num_groups=num_groups, dropout=dropout))
 
-# %% ../nbs/05_unet.ipynb #74cccabe
+# %% ../nbs/05_unet.ipynb #b203b5e1
 @patch
 def to_diffusers_config(self:UNet)->dict:
     "The `diffusers.UNet2DModel` kwargs of the same network: `UNet2DModel(**m.to_diffusers_config())`."
