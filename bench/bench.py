@@ -447,17 +447,19 @@ def bench_gpu(a, device, log):
     from ddpm_nb.diffusion import GaussianDiffusion
     from ddpm_nb.schedules import get_beta_schedule
     from ddpm_nb.unet import UNet
-    torch.backends.cudnn.benchmark = True
-    torch.backends.cuda.matmul.allow_tf32 = True; torch.backends.cudnn.allow_tf32 = True
-    T, B = 1000, 128
+    if device.type == 'cuda':
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True; torch.backends.cudnn.allow_tf32 = True
+    T, B, P, N = 1000, a.gpu_batch, a.gpu_preset, a.gpu_sample_n
     d = GaussianDiffusion(get_beta_schedule('linear', T))
-    u8 = torch.randint(0, 256, (512, 3, 32, 32), dtype=torch.uint8)
+    probe = UNet.from_preset(P); C, Rz = probe.in_ch, probe.resolution; del probe
+    u8 = torch.randint(0, 256, (4 * B, C, Rz, Rz), dtype=torch.uint8)
     batches = Batches(u8, B, 4, T, device)
-    res = {'preset': 'cifar10', 'batch': B, 'paper_tpu_v3_8_img_per_s': PAPER_TPU_IMG_S, 'rows': {}}
+    res = {'preset': P, 'batch': B, 'sample_n': N, 'paper_tpu_v3_8_img_per_s': PAPER_TPU_IMG_S, 'rows': {}}
     for name, v in {'fp32 (tf32 matmul)': dict(cl=False, bf16=False, compile=False, opt='fused'),
-                    'bf16+channels_last+compile+fused': dict(cl=True, bf16=True, compile=True, opt='fused')}.items():
+                    'bf16+channels_last+fused' + ('+compile' if a.compile else ''): dict(cl=True, bf16=True, compile=a.compile, opt='fused')}.items():
         torch.manual_seed(0)
-        m = UNet.from_preset('cifar10').to(device)
+        m = UNet.from_preset(P).to(device)
         if v['cl']: m = m.to(memory_format=torch.channels_last)
         step = ours_step(m, d, _adam(torch.optim.Adam, m.parameters(), v['opt']), v, device)
         for _ in range(3): step(*batches.next())
@@ -468,19 +470,20 @@ def bench_gpu(a, device, log):
             sync(device); s = time.perf_counter() - t0
         res['rows'][name] = {'img_per_s': B * n / s, 'vs_paper': B * n / s / PAPER_TPU_IMG_S, 'peak_mem_mb': pm.peak_mb}
         log(f"gpu train {name}: {B * n / s:.0f} img/s ({B * n / s / PAPER_TPU_IMG_S:.2f}x the paper's TPU v3-8)")
-    # sampling: 256 samples x 1000 steps
-    m = UNet.from_preset('cifar10').to(device).eval().to(memory_format=torch.channels_last)
+    # sampling: N (256) samples x 1000 steps, timed on the first `gpu_sample_steps` steps and scaled to 1000
+    m = UNet.from_preset(P).to(device).eval()
+    mcl = copy.deepcopy(m).to(memory_format=torch.channels_last)
     def net(x, t):
-        with torch.autocast('cuda', dtype=torch.bfloat16): return m(x.contiguous(memory_format=torch.channels_last), t).float()
+        with torch.autocast(device.type, dtype=torch.bfloat16): return mcl(x.contiguous(memory_format=torch.channels_last), t).float()
     for name, fn, steps in [('fp32 (tf32)', m, a.gpu_sample_steps), ('bf16+channels_last', net, a.gpu_sample_steps)]:
         dd = GaussianDiffusion(get_beta_schedule('linear', T))
-        with torch.no_grad(): fn(torch.randn(256, 3, 32, 32, device=device), torch.zeros(256, dtype=torch.long, device=device))
-        gen = dd.p_sample_loop_progressive(fn, (256, 3, 32, 32), device=device)
+        with torch.no_grad(): fn(torch.randn(N, C, Rz, Rz, device=device), torch.zeros(N, dtype=torch.long, device=device))
+        gen = dd.p_sample_loop_progressive(fn, (N, C, Rz, Rz), device=device)
         sync(device); t0 = time.perf_counter()
         for _ in range(steps): next(gen)
         sync(device); s = (time.perf_counter() - t0) * T / steps
-        res[f'sample_256x1000_s {name}'] = s
-        log(f"gpu sampling {name}: 256 x 1000 steps in {s:.1f} s (paper: {PAPER_TPU_SAMPLE_S} s)")
+        res[f'sample_{N}x1000_s {name}'] = s
+        log(f"gpu sampling {name}: {N} x 1000 steps in {s:.1f} s (paper, 256 samples: {PAPER_TPU_SAMPLE_S} s)")
     res['paper_tpu_v3_8_sample_256x1000_s'] = PAPER_TPU_SAMPLE_S
     return res
 
@@ -538,11 +541,11 @@ def to_markdown(R):
         L.append(f"\nThe full calc_bpd_loop on the same number of images would take {St['full_calc_bpd_loop_forwards_same_interval']} forwards.\n")
     G = R.get('gpu')
     if G:
-        L.append(f"**GPU** ({R['meta'].get('gpu')}), cifar10 preset, batch {G['batch']}:\n")
+        L.append(f"**{'GPU' if R['meta'].get('gpu') else 'GPU section'}** ({R['meta'].get('gpu', R['meta']['device'])}), `{G['preset']}` preset, batch {G['batch']}:\n")
         L.append('| variant | img/s | × paper TPU v3-8 (2,688 img/s) | peak mem MiB |\n|---|---|---|---|')
         for k, r in G['rows'].items(): L.append(f"| {k} | {r['img_per_s']:.0f} | {r['vs_paper']:.2f} | {r['peak_mem_mb']:.0f} |")
         for k, v in G.items():
-            if k.startswith('sample_256x1000_s'): L.append(f"\n256 samples × 1000 steps ({k.split(' ', 1)[1]}): {v:.1f} s (paper: {PAPER_TPU_SAMPLE_S} s)")
+            if k.startswith('sample_') and 'x1000_s ' in k: L.append(f"\n{G['sample_n']} samples × 1000 steps ({k.split(' ', 1)[1]}): {v:.1f} s (paper, 256 samples on a TPU v3-8: {PAPER_TPU_SAMPLE_S} s)")
     return '\n'.join(L)
 
 # ---------------------------------------------------------------------------------------------------------------- main
@@ -555,6 +558,7 @@ def parse(argv=None):
     p.add_argument('--device', default='auto', help="'auto' (cuda if available), 'cpu' or 'cuda'")
     p.add_argument('--no-compile', dest='compile', action='store_false', help='leave out the torch.compile variants')
     p.add_argument('--variants', default='', help='only these training variants (names separated by ";"), e.g. "+compile;all + compile"')
+    p.add_argument('--gpu-section', action='store_true', help='run the GPU section on this device too (with --quick: a tiny smoke test of that code on the CPU)')
     p.add_argument('--skip', default='', help='comma-separated sections to skip: peak,train,e2e,sample,bpd,gpu')
     p.add_argument('--preset', default=None); p.add_argument('--batch', type=int, default=None)
     p.add_argument('--rounds', type=int, default=None); p.add_argument('--steps', type=int, default=None)
@@ -562,12 +566,12 @@ def parse(argv=None):
     p.add_argument('--sample-batch', type=int, default=None); p.add_argument('--bpd-T', type=int, default=None)
     p.add_argument('--bpd-batch', type=int, default=None); p.add_argument('--bpd-rounds', type=int, default=None)
     a = p.parse_args(argv)
-    full = dict(preset='fashion_mnist', batch=32, rounds=3, steps=1, sample_steps=60, sample_block=10, sample_batch=4,
-                bpd_T=20, bpd_batch=4, bpd_rounds=3, pilot_images=8, pilot_k=[1, 4, 16], e2e_steps=4, matmul_n=2048,
-                gpu_steps=20, gpu_sample_steps=100, diffusers_bf16=True, sample_bf16=True)
+    full = dict(preset='fashion_mnist', batch=16, rounds=3, steps=1, sample_steps=40, sample_block=10, sample_batch=4,
+                bpd_T=16, bpd_batch=4, bpd_rounds=3, pilot_images=8, pilot_k=[1, 8], e2e_steps=3, matmul_n=2048,
+                gpu_steps=20, gpu_sample_steps=100, gpu_preset='cifar10', gpu_batch=128, gpu_sample_n=256, diffusers_bf16=True, sample_bf16=True)
     quick = dict(preset='tiny', batch=4, rounds=1, steps=1, sample_steps=4, sample_block=2, sample_batch=2,
                  bpd_T=4, bpd_batch=2, bpd_rounds=1, pilot_images=2, pilot_k=[1, 2], e2e_steps=0, matmul_n=256,
-                 gpu_steps=2, gpu_sample_steps=4, diffusers_bf16=False, sample_bf16=False)
+                 gpu_steps=2, gpu_sample_steps=4, gpu_preset='tiny', gpu_batch=4, gpu_sample_n=4, diffusers_bf16=False, sample_bf16=False)
     for k, v in (quick if a.quick else full).items():
         if getattr(a, k, None) is None: setattr(a, k, v)
     if a.quick: a.compile = False
@@ -600,13 +604,13 @@ def main(argv=None):
     ours = theirs = None
     if 'train' not in a.skip:
         R['train'], ours, theirs, _ = bench_train(a, device, images, log)
-        if 'e2e' not in a.skip and a.e2e_steps > 0 and device.type == 'cpu':
+        if 'e2e' not in a.skip and a.e2e_steps > 0:
             R['train_e2e'] = [bench_train_e2e(a, device, images, 'fp32', False, log),
                               bench_train_e2e(a, device, images, 'bf16', False, log)]
     if ours is None: ours, theirs = build_pair(a.preset, device)
     if 'sample' not in a.skip: R['sampling'] = bench_sampling(a, device, ours, theirs, log)
     if 'bpd' not in a.skip: R['bpd'] = bench_bpd(a, device, ours, images, log)
-    if device.type == 'cuda' and 'gpu' not in a.skip: R['gpu'] = bench_gpu(a, device, log)
+    if (device.type == 'cuda' or a.gpu_section) and 'gpu' not in a.skip: R['gpu'] = bench_gpu(a, device, log)
     try: R['meta']['loadavg_end'] = list(os.getloadavg())
     except OSError: pass
     R['meta']['wall_s'] = time.perf_counter() - t_start
