@@ -55,20 +55,20 @@ def run_cli(
     else: print(msg or res, flush=True)
     return 130 if res.get('stopped') == 'signal' else 0
 
-# %% ../nbs/10_cli.ipynb #69f0bec2
+# %% ../nbs/10_cli.ipynb #753e099a
 DEFAULT_MINUTES = 15.0
 PRESET_DATASETS = {'tiny': 'fashion_mnist', 'fashion_mnist': 'fashion_mnist', 'cifar10': 'cifar10', 'celebahq256': 'celebahq'}
 
 def train_main(
     preset:str=None,        # UNet preset: tiny, fashion_mnist, cifar10, celebahq256 (default: fashion_mnist)
     dataset:str=None,       # dataset name or path (default: the preset's; fashion_mnist for tiny and fashion_mnist)
-    steps:int=None,         # total optimizer steps (default: DEFAULT_STEPS, about 15 minutes of fashion_mnist on a 2-core CPU)
+    steps:int=None,         # total optimizer steps (default 350: about 15 minutes of fashion_mnist on a 2-core CPU)
     minutes:float=None,     # also stop (with a checkpoint) after this many minutes (default: 15 when --steps is not given either)
     batch_size:int=None,    # global batch size (default 128)
     lr:float=None,          # Adam learning rate (default 2e-4)
     out:str=None,           # run directory (default: runs/<preset>)
     seed:int=None,          # random seed (default 0)
-    save_every:int=None,    # checkpoint every N steps (default 250)
+    save_every:int=None,    # checkpoint every N steps (default 100)
     sample_every:int=None,  # sample grid every N steps, 0 = off (default 0; samples.png is always written at the end)
     sample_steps:int=None,  # sampler steps for the grids (default 50, DDIM)
     sample_n:int=None,      # images per sample grid (default 64)
@@ -77,7 +77,7 @@ def train_main(
     device:str=None,        # auto, cpu, cuda, cuda:N (default auto)
     precision:str=None,     # fp32, bf16, fp16 (default fp32)
     compile:bool=False,     # torch.compile the network
-    progress:bool=True,     # show a progress bar
+    progress:bool=True,     # --no-progress: no progress bar
     json:bool=False,        # end with one JSON summary line
 )->dict:
     "Train a DDPM (the paper's recipe); checkpoints, metrics.jsonl and samples.png go to --out."
@@ -91,6 +91,7 @@ def train_main(
     last = latest_checkpoint(run) if resume else None
     if last is not None:
         saved = load_checkpoint(last, state=False)['config']['train']
+        if steps is not None and minutes is None: given['minutes'] = None      # a new --steps target is not cut short by an old budget
         cfg = TrainConfig.from_dict({**saved, **given, 'out': str(run)})
     else:
         p = preset or 'fashion_mnist'
@@ -100,7 +101,8 @@ def train_main(
         if steps is None and minutes is None: given['minutes'] = DEFAULT_MINUTES    # the main job: ~15 minutes whatever the machine
         cfg = TrainConfig(**{**given, 'preset': p, 'out': str(run)})
     res = train(cfg, resume=resume, progress=progress)
-    res['message'] = (f"{'stopped' if res['stopped'] != 'done' else 'trained'} at step {res['step']}, loss {res['loss']:.4f}; "
+    loss = 'n/a' if res['loss'] is None else f"{res['loss']:.4f}"
+    res['message'] = (f"{'stopped' if res['stopped'] != 'done' else 'trained'} at step {res['step']}, loss {loss}; "
                       f"checkpoint {res['ckpt']}" + (f"; samples {res['samples']}" if res['samples'] else ''))
     return res
 
@@ -108,7 +110,7 @@ def ddpm_nb_train(argv:list|None=None)->int:
     "Console script `ddpm_nb_train`."
     return run_cli(train_main, 'ddpm_nb_train', argv)
 
-# %% ../nbs/10_cli.ipynb #89052c13
+# %% ../nbs/10_cli.ipynb #bdb5b0d3
 def sample_main(
     ckpt:str,               # checkpoint dir, run dir, or shipped model name
     n:int=64,               # number of images
@@ -116,10 +118,10 @@ def sample_main(
     seed:int=0,             # random seed
     sampler:str='ancestral',# ancestral (the paper's) or ddim
     steps:int=None,         # sampler steps (default: T for ancestral, 50 for ddim)
-    ema:bool=True,          # sample with the EMA weights (--no-ema: the raw weights)
+    ema:bool=True,          # --no-ema: sample with the raw weights instead of their EMA
     device:str='auto',      # auto, cpu, cuda
     batch_size:int=256,     # images per sampler call
-    progress:bool=True,     # show a progress bar
+    progress:bool=True,     # --no-progress: no progress bar
     json:bool=False,        # end with one JSON summary line
 )->dict:
     "Sample `n` images from a trained model and save them as one grid."
@@ -143,7 +145,7 @@ def ddpm_nb_sample(argv:list|None=None)->int:
     "Console script `ddpm_nb_sample`."
     return run_cli(sample_main, 'ddpm_nb_sample', argv)
 
-# %% ../nbs/10_cli.ipynb #98461d16
+# %% ../nbs/10_cli.ipynb #49e99452
 def bpd_main(
     ckpt:str,                # checkpoint dir, run dir, or shipped model name
     dataset:str=None,        # dataset name or path (default: the one the model was trained on)
@@ -153,9 +155,9 @@ def bpd_main(
     k:int=50,                # timesteps per image for --estimator stratified
     batch_size:int=100,      # images per batch
     seed:int=0,              # random seed (noise draws, strata)
-    ema:bool=True,           # use the EMA weights
+    ema:bool=True,           # --no-ema: the raw weights instead of their EMA
     device:str='auto',       # auto, cpu, cuda
-    progress:bool=True,      # show a progress bar
+    progress:bool=True,      # --no-progress: no progress bar
     json:bool=False,         # end with one JSON summary line
 )->dict:
     "Bits/dim of real images under the model's bound: mean over images and its standard error."

@@ -18,8 +18,8 @@ __all__ = ['DEFAULT_STEPS', 'CKPT_FILES', 'DIFFUSION_KEYS', 'RUN_KEYS', 'TrainCo
            'sample_images', 'NonFiniteLossError', 'pick_device', 'make_config', 'train', 'stratified_timesteps',
            'bpd_stratified']
 
-# %% ../nbs/07_train.ipynb #dc97a5b7
-DEFAULT_STEPS = 1500   # about 15 minutes of the fashion_mnist preset at batch 128 on a 2-core CPU (measured below)
+# %% ../nbs/07_train.ipynb #eb8549ab
+DEFAULT_STEPS = 350    # about 15 minutes of the fashion_mnist preset at batch 128 on a 2-core CPU (measured below)
 
 @dataclass
 class TrainConfig:
@@ -54,7 +54,7 @@ class TrainConfig:
     seed:int=0                        # seeds the weights, the data order, t, ε, flips and dropout
     # bookkeeping
     out:str='runs/fashion_mnist'      # run directory: checkpoints, metrics.jsonl, samples
-    save_every:int=250                # checkpoint every N steps (and at the end)
+    save_every:int=100                # checkpoint every N steps (and at the end)
     keep:int=2                        # how many checkpoints to keep
     log_every:int=10                  # append a metrics row every N steps
     sample_every:int=0                # write a sample grid every N steps (0: off); samples.png is written at the end regardless
@@ -427,7 +427,7 @@ def _merge_resume(cfg:TrainConfig, saved:dict)->TrainConfig:
     if diff: raise ValueError(f"cannot resume with different {', '.join(diff)} (checkpoint has {', '.join(f'{k}={getattr(s, k)!r}' for k in diff)}); only {', '.join(RUN_KEYS)} may change")
     return dataclasses.replace(s, **{k: getattr(cfg, k) for k in RUN_KEYS})
 
-# %% ../nbs/07_train.ipynb #c8e92d37
+# %% ../nbs/07_train.ipynb #18b4b0b8
 def train(
     cfg:TrainConfig,              # the run
     images:Tensor|None=None,      # uint8 [N, C, H, W] to train on instead of loading `cfg.dataset`
@@ -471,13 +471,14 @@ def train(
         model.to(device); ema.model.to(device)
         opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=tuple(cfg.adam_betas), eps=cfg.adam_eps, weight_decay=cfg.weight_decay)
         scaler = torch.amp.GradScaler('cuda', enabled=cfg.precision == 'fp16')
-        step, elapsed0 = 0, 0.0
+        step, elapsed0, last_loss = 0, 0.0, None
         if ck is not None:
             model.load_state_dict(ck['model']); ema.model.load_state_dict(ck['ema'])
             st = ck['state']
             opt.load_state_dict(st['optimizer']); ema.load_state_dict(st['ema'])
             if st.get('scaler'): scaler.load_state_dict(st['scaler'])
-            order.load_state_dict(st['data']); step = int(st['step']); elapsed0 = float(st['metrics'].get('elapsed', 0.0))
+            order.load_state_dict(st['data']); step = int(st['step'])
+            elapsed0, last_loss = float(st['metrics'].get('elapsed', 0.0)), st['metrics'].get('last_loss')
             rngs = st['rng']
             if len(rngs) == world: set_rng_state(rngs[rank], gen)
             else:                                                  # a different number of processes: the shared stream continues, dropout is reseeded
@@ -488,13 +489,13 @@ def train(
             from torch.nn.parallel import DistributedDataParallel as DDP
             net = DDP(model, device_ids=[device.index] if device.type == 'cuda' else None)
         fwd = torch.compile(net) if cfg.compile else net
-        return _loop(cfg, images, model, net, fwd, ema, diffusion, opt, scaler, gen, order, sl, step, elapsed0,
+        return _loop(cfg, images, model, net, fwd, ema, diffusion, opt, scaler, gen, order, sl, step, elapsed0, last_loss,
                      device, rank, world, out, make_config(cfg, model, data_info), progress, tqdm, to_model_range, random_flip, save_image_grid)
     finally:
         if we_init: dist.destroy_process_group()
 
-# %% ../nbs/07_train.ipynb #c16b96e2
-def _loop(cfg, images, model, net, fwd, ema, diffusion, opt, scaler, gen, order, sl, step, elapsed0,
+# %% ../nbs/07_train.ipynb #a63b9d91
+def _loop(cfg, images, model, net, fwd, ema, diffusion, opt, scaler, gen, order, sl, step, elapsed0, last_loss0,
           device, rank, world, out, config, progress, tqdm, to_model_range, random_flip, save_image_grid):
     import torch.distributed as dist
     C, H, W = images.shape[1:]
@@ -506,7 +507,9 @@ def _loop(cfg, images, model, net, fwd, ema, diffusion, opt, scaler, gen, order,
     stop = {'signal': None}
     old_handlers = {}
     if threading.current_thread() is threading.main_thread():
-        def _on_signal(signum, frame): stop['signal'] = signum
+        def _on_signal(signum, frame):
+            if stop['signal'] is not None: raise KeyboardInterrupt    # a second Ctrl-C: stop now
+            stop['signal'] = signum
         for s in (signal.SIGINT, signal.SIGTERM): old_handlers[s] = signal.signal(s, _on_signal)
 
     def save(step, last_loss):
@@ -527,7 +530,7 @@ def _loop(cfg, images, model, net, fwd, ema, diffusion, opt, scaler, gen, order,
         return path
 
     t_start = time.time(); t_log = time.perf_counter(); n_log = 0; loss_acc = 0.0; gn = torch.zeros(())
-    last_loss, ckpt, stopped, start_step = float('nan'), latest_checkpoint(out), 'done', step
+    last_loss, ckpt, stopped = last_loss0, latest_checkpoint(out), 'done'
     bar = tqdm(total=cfg.steps, initial=step, disable=not progress or rank != 0, dynamic_ncols=True, desc='train')
     try:
         while step < cfg.steps:
@@ -549,7 +552,7 @@ def _loop(cfg, images, model, net, fwd, ema, diffusion, opt, scaler, gen, order,
             lval = lval.item()
             if not math.isfinite(lval):
                 raise NonFiniteLossError(f"the loss became {lval} at step {step + 1}; stopped. The last good checkpoint is "
-                                         f"{str(ckpt) if ckpt else 'none (no checkpoint written yet)'}; try a lower --lr or fp32")
+                                         f"{str(ckpt) if ckpt else 'none (no checkpoint written yet)'}; try a lower --lr" + (" or --precision fp32" if amp is not None else ''))
             scaler.unscale_(opt)
             gn = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip if cfg.grad_clip > 0 else float('inf'))
             scaler.step(opt); scaler.update()
@@ -580,7 +583,7 @@ def _loop(cfg, images, model, net, fwd, ema, diffusion, opt, scaler, gen, order,
     return {'step': step, 'loss': last_loss, 'ckpt': str(latest_checkpoint(out)) if rank == 0 else None, 'out': str(out),
             'samples': str(samples) if samples else None, 'stopped': stopped}
 
-# %% ../nbs/07_train.ipynb #42fa4624
+# %% ../nbs/07_train.ipynb #dd32b4a2
 def stratified_timesteps(
     T:int,                  # number of diffusion steps
     k:int,                  # number of strata over the 0-based indices 1..T-1
