@@ -12,7 +12,9 @@ from .schedules import Schedule, extract, get_beta_schedule
 
 # %% auto #0
 __all__ = ['MEAN_TYPES', 'VAR_TYPES', 'bin_centers', 'bin_edges', 'quantize', 'quantized_mixture_probs', 'entropy_bits',
-           'sample_bins', 'GaussianOracle', 'QuantizedOracle', 'gaussian_oracle_bound', 'oracle_bound']
+           'sample_bins', 'GaussianOracle', 'QuantizedOracle', 'gaussian_oracle_bound', 'oracle_bound',
+           'ring_of_gaussians', 'two_moons', 'timestep_embedding', 'ToyMLP', 'mmd_rbf', 'sliced_wasserstein',
+           'train_toy']
 
 # %% ../nbs/04a_checks.ipynb #1e5a6eeb
 def bin_centers(dtype=torch.float64)->Tensor:
@@ -251,3 +253,117 @@ def oracle_bound(
     prior = (0.5 * (-torch.log1p(-aT) + (1 - aT) + aT * (P * x ** 2).sum(-1) - 1)).mean() / math.log(2)
     vb = vb / math.log(2)
     return dict(vb=vb, prior=prior.item(), total=(vb.sum() + prior).item(), nll=entropy_bits(P).mean().item())
+
+# %% ../nbs/04a_checks.ipynb #656dbcb9
+def ring_of_gaussians(
+    n:int,               # number of points
+    k:int=8,             # number of modes, evenly spaced on the circle
+    radius:float=0.7,    # circle radius (keep radius + 4 std < 1 to stay in the model range)
+    std:float=0.05,      # per-mode isotropic standard deviation
+    generator=None,      # torch.Generator
+    dtype=torch.float32,
+)->Tensor:               # [n, 2]
+    "`n` points from an equal-weight mixture of `k` Gaussians on a circle."
+    c = torch.randint(k, (n,), generator=generator)
+    ang = 2 * math.pi * c.to(torch.float64) / k
+    centers = radius * torch.stack([ang.cos(), ang.sin()], 1)
+    return (centers + std * torch.randn(n, 2, generator=generator, dtype=torch.float64)).to(dtype)
+
+def two_moons(
+    n:int, noise:float=0.05, generator=None, dtype=torch.float32,
+)->Tensor:               # [n, 2], scaled into about [-0.9, 0.9] x [-0.55, 0.55]
+    "`n` points of the two interleaved half circles (as in scikit-learn's make_moons), centred and scaled by 0.45."
+    up = torch.rand(n, generator=generator, dtype=torch.float64) < 0.5
+    th = math.pi * torch.rand(n, generator=generator, dtype=torch.float64)
+    x = torch.where(up, th.cos(), 1 - th.cos()); y = torch.where(up, th.sin(), 0.5 - th.sin())
+    pts = torch.stack([x - 0.5, y - 0.25], 1) * 0.45
+    return (pts + noise * torch.randn(n, 2, generator=generator, dtype=torch.float64)).to(dtype)
+
+# %% ../nbs/04a_checks.ipynb #2211c80d
+def timestep_embedding(
+    t:Tensor,               # timesteps [B] (integer indices or floats)
+    dim:int,                # embedding size
+    max_period:float=10000.,
+)->Tensor:                  # [B, dim], float32: sines then cosines (zero-padded if dim is odd)
+    "The sinusoidal timestep embedding of the DDPM U-Net (as in Transformers)."
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32, device=t.device) / max(half - 1, 1))
+    args = t.float()[:, None] * freqs
+    emb = torch.cat([args.sin(), args.cos()], 1)
+    return torch.nn.functional.pad(emb, (0, 1)) if dim % 2 else emb
+
+class ToyMLP(nn.Module):
+    "A residual MLP denoiser for [B, dim] data: model(x_t, t) -> [B, out_dim]."
+    def __init__(self,
+        dim:int=2,           # data dimension
+        hidden:int=128,      # width
+        depth:int=3,         # residual blocks
+        emb_dim:int=64,      # timestep-embedding size
+        out_dim:int|None=None, # output size (default dim; 2*dim for learned variances)
+        n_freq:int=4,        # Fourier features sin/cos(2^k π x), k < n_freq, of the input (0: raw coordinates only)
+    ):
+        super().__init__()
+        self.dim, self.emb_dim, self.out_dim = dim, emb_dim, out_dim or dim
+        self.register_buffer('freqs', math.pi * 2.0 ** torch.arange(n_freq, dtype=torch.float32), persistent=False)
+        self.inp = nn.Linear(dim * (1 + 2 * n_freq), hidden)
+        self.temb = nn.Sequential(nn.Linear(emb_dim, hidden), nn.SiLU(), nn.Linear(hidden, hidden))
+        self.blocks = nn.ModuleList([nn.Sequential(nn.LayerNorm(hidden), nn.SiLU(), nn.Linear(hidden, hidden)) for _ in range(depth)])
+        self.out = nn.Sequential(nn.LayerNorm(hidden), nn.SiLU(), nn.Linear(hidden, self.out_dim))
+
+    def forward(self, x:Tensor, t:Tensor)->Tensor:
+        if x.ndim != 2 or x.shape[1] != self.dim: raise ValueError(f"x must have shape [B, {self.dim}], got {tuple(x.shape)}")
+        if t.shape != (x.shape[0],): raise ValueError(f"t must have shape [B] = [{x.shape[0]}], got {tuple(t.shape)}")
+        e = self.temb(timestep_embedding(t, self.emb_dim).to(x.dtype))
+        xf = (x[..., None] * self.freqs.to(x.dtype)).flatten(1)
+        h = self.inp(torch.cat([x, xf.sin(), xf.cos()], 1))
+        for blk in self.blocks: h = h + blk(h + e)
+        return self.out(h)
+
+# %% ../nbs/04a_checks.ipynb #1e82d165
+def mmd_rbf(
+    x:Tensor,            # samples [n, d]
+    y:Tensor,            # samples [m, d]
+    bandwidth:float,     # kernel width h in k = exp(-|x-y|²/2h²)
+)->float:                # biased (V-statistic) squared MMD, >= 0
+    "Squared maximum mean discrepancy between samples `x` and `y` under a Gaussian kernel of width `bandwidth`."
+    if x.ndim != 2 or y.ndim != 2 or x.shape[1] != y.shape[1]: raise ValueError(f"x and y must be [n, d] and [m, d], got {tuple(x.shape)} and {tuple(y.shape)}")
+    x, y = x.double(), y.double()
+    k = lambda a, b: torch.exp(-torch.cdist(a, b) ** 2 / (2 * bandwidth ** 2)).mean()
+    return (k(x, x) + k(y, y) - 2 * k(x, y)).clamp_min(0).item()
+
+def sliced_wasserstein(
+    x:Tensor, y:Tensor,   # samples [n, d], same n
+    n_proj:int=256,       # number of random directions
+    generator=None,       # torch.Generator for the directions
+)->float:                 # SW_2 distance
+    "Sliced Wasserstein-2 distance between equal-size samples `x` and `y`."
+    if x.shape != y.shape or x.ndim != 2: raise ValueError(f"x and y must both be [n, d] of one shape, got {tuple(x.shape)} and {tuple(y.shape)}")
+    u = torch.randn(x.shape[1], n_proj, generator=generator, dtype=torch.float64)
+    u = u / u.norm(dim=0)
+    px, py = (x.double() @ u).sort(0).values, (y.double() @ u).sort(0).values
+    return ((px - py) ** 2).mean().sqrt().item()
+
+# %% ../nbs/04a_checks.ipynb #5fac3688
+def train_toy(
+    diffusion,            # a GaussianDiffusion; its loss_type decides the loss
+    model:nn.Module,      # model(x_t, t)
+    data_fn,              # data_fn(n, generator=g) -> [n, d] batch of data
+    steps:int=500,        # optimizer steps
+    batch:int=512,        # batch size
+    lr:float=5e-3,        # peak learning rate (one-cycle schedule)
+    seed:int=0,           # seeds the data, timesteps and noise
+)->list:                  # the loss at every step
+    "Train `model` for `steps` Adam steps on fresh data batches, timesteps uniform in [0, T); return the losses."
+    g = torch.Generator().manual_seed(seed)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
+    losses = []
+    model.train()
+    for _ in range(steps):
+        x0 = data_fn(batch, generator=g)
+        t = torch.randint(diffusion.num_timesteps, (batch,), generator=g)
+        loss = diffusion.training_losses(model, x0, t, generator=g)['loss'].mean()
+        opt.zero_grad(); loss.backward(); opt.step(); sched.step()
+        losses.append(loss.item())
+    model.eval()
+    return losses
