@@ -15,7 +15,7 @@ from .train import (TrainConfig, DEFAULT_STEPS, train, load_model, load_checkpoi
 __all__ = ['DEFAULT_MINUTES', 'PRESET_DATASETS', 'run_cli', 'train_main', 'ddpm_nb_train', 'sample_main', 'ddpm_nb_sample',
            'bpd_main', 'ddpm_nb_bpd']
 
-# %% ../nbs/10_cli.ipynb #f52fd203
+# %% ../nbs/10_cli.ipynb #0b202308
 def _user_errors():
     from ddpm_nb.data import DataUnavailableError
     return (ValueError, TypeError, FileNotFoundError, FileExistsError, CheckpointError, DataUnavailableError, NotADirectoryError, PermissionError)
@@ -51,8 +51,9 @@ def run_cli(
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         print(f'{prog}: error: {msg}', file=sys.stderr); return 1
     msg = res.pop('message', '')
-    if args.get('json'): print(_json.dumps(res), flush=True)
-    else: print(msg or res, flush=True)
+    if int(os.environ.get('RANK', 0)) == 0:                  # under torchrun, one summary (rank 0's)
+        if args.get('json'): print(_json.dumps(res), flush=True)
+        else: print(msg or res, flush=True)
     return 130 if res.get('stopped') == 'signal' else 0
 
 # %% ../nbs/10_cli.ipynb #753e099a
@@ -110,9 +111,9 @@ def ddpm_nb_train(argv:list|None=None)->int:
     "Console script `ddpm_nb_train`."
     return run_cli(train_main, 'ddpm_nb_train', argv)
 
-# %% ../nbs/10_cli.ipynb #bdb5b0d3
+# %% ../nbs/10_cli.ipynb #d720c647
 def sample_main(
-    ckpt:str,               # checkpoint dir, run dir, or shipped model name
+    ckpt:str=None,          # checkpoint dir, run dir, or shipped model name (required)
     n:int=64,               # number of images
     out:str='samples.png',  # where to write the grid (PNG)
     seed:int=0,             # random seed
@@ -125,6 +126,7 @@ def sample_main(
     json:bool=False,        # end with one JSON summary line
 )->dict:
     "Sample `n` images from a trained model and save them as one grid."
+    if ckpt is None: raise ValueError("--ckpt is required: a checkpoint dir, a run dir, or a shipped model name")
     if n < 1: raise ValueError(f"--n must be at least 1, got {n}")
     if sampler not in ('ancestral', 'ddim'): raise ValueError(f"--sampler must be 'ancestral' or 'ddim', got {sampler!r}")
     dev = pick_device(device)
@@ -145,9 +147,9 @@ def ddpm_nb_sample(argv:list|None=None)->int:
     "Console script `ddpm_nb_sample`."
     return run_cli(sample_main, 'ddpm_nb_sample', argv)
 
-# %% ../nbs/10_cli.ipynb #49e99452
+# %% ../nbs/10_cli.ipynb #bf7105a1
 def bpd_main(
-    ckpt:str,                # checkpoint dir, run dir, or shipped model name
+    ckpt:str=None,           # checkpoint dir, run dir, or shipped model name (required)
     dataset:str=None,        # dataset name or path (default: the one the model was trained on)
     split:str='test',        # which split
     n:int=100,               # number of images (the first n of the split)
@@ -161,6 +163,7 @@ def bpd_main(
     json:bool=False,         # end with one JSON summary line
 )->dict:
     "Bits/dim of real images under the model's bound: mean over images and its standard error."
+    if ckpt is None: raise ValueError("--ckpt is required: a checkpoint dir, a run dir, or a shipped model name")
     if n < 1: raise ValueError(f"--n must be at least 1, got {n}")
     if estimator not in ('full', 'stratified'): raise ValueError(f"--estimator must be 'full' or 'stratified', got {estimator!r}")
     if k < 1: raise ValueError(f"--k must be at least 1, got {k}")
