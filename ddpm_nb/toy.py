@@ -254,7 +254,7 @@ def oracle_bound(
     vb = vb / math.log(2)
     return dict(vb=vb, prior=prior.item(), total=(vb.sum() + prior).item(), nll=entropy_bits(P).mean().item())
 
-# %% ../nbs/04a_checks.ipynb #656dbcb9
+# %% ../nbs/04a_checks.ipynb #57e7e061
 def ring_of_gaussians(
     n:int,               # number of points
     k:int=8,             # number of modes, evenly spaced on the circle
@@ -279,7 +279,7 @@ def two_moons(
     pts = torch.stack([x - 0.5, y - 0.25], 1) * 0.45
     return (pts + noise * torch.randn(n, 2, generator=generator, dtype=torch.float64)).to(dtype)
 
-# %% ../nbs/04a_checks.ipynb #2211c80d
+# %% ../nbs/04a_checks.ipynb #31a77041
 def timestep_embedding(
     t:Tensor,               # timesteps [B] (integer indices or floats)
     dim:int,                # embedding size
@@ -319,7 +319,7 @@ class ToyMLP(nn.Module):
         for blk in self.blocks: h = h + blk(h + e)
         return self.out(h)
 
-# %% ../nbs/04a_checks.ipynb #1e82d165
+# %% ../nbs/04a_checks.ipynb #94cea0b5
 def mmd_rbf(
     x:Tensor,            # samples [n, d]
     y:Tensor,            # samples [m, d]
@@ -343,7 +343,7 @@ def sliced_wasserstein(
     px, py = (x.double() @ u).sort(0).values, (y.double() @ u).sort(0).values
     return ((px - py) ** 2).mean().sqrt().item()
 
-# %% ../nbs/04a_checks.ipynb #5fac3688
+# %% ../nbs/04a_checks.ipynb #59dd3cff
 def train_toy(
     diffusion,            # a GaussianDiffusion; its loss_type decides the loss
     model:nn.Module,      # model(x_t, t)
