@@ -12,14 +12,22 @@ from .diffusion import GaussianDiffusion
 # %% auto #0
 __all__ = ['strata', 'bpd_stratified', 'mean_ci', 'rate_distortion', 'bits_below']
 
-# %% ../nbs/09_evaluate.ipynb #06dc1fd6
+# %% ../nbs/09_evaluate.ipynb #71433592
 def strata(
-    T:int,     # number of diffusion steps
-    k:int,     # number of strata over the indices 1..T-1
-)->tuple:      # (lo long [k], size long [k]): stratum j is lo[j], ..., lo[j] + size[j] - 1; sizes sum to T-1
-    "K contiguous strata of nearly equal size covering the timestep indices 1..T-1."
+    T:int,                 # number of diffusion steps
+    k:int,                 # number of strata over the indices 1..T-1
+    spacing:str='equal',   # 'equal': sizes differ by at most 1; 'geometric': sizes grow geometrically with t
+)->tuple:                  # (lo long [k], size long [k]): stratum j is lo[j], ..., lo[j] + size[j] - 1; sizes sum to T-1
+    "K contiguous strata covering the timestep indices 1..T-1, of nearly equal size or geometrically growing."
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= T - 1: raise ValueError(f"k must be an int in [1, T-1] = [1, {T - 1}], got {k!r}")
-    edges = torch.tensor([1 + (j * (T - 1)) // k for j in range(k + 1)])
+    if spacing == 'equal': e = [1 + (j * (T - 1)) // k for j in range(k + 1)]
+    elif spacing == 'geometric':
+        g = torch.logspace(0, math.log10(T), k + 1, dtype=torch.float64).round().long().tolist()   # 1 .. T
+        e = [1]
+        for j in range(1, k + 1): e.append(max(e[-1] + 1, min(g[j], T - (k - j))))               # strictly increasing, room for the rest
+        e[-1] = T
+    else: raise ValueError(f"spacing must be 'equal' or 'geometric', got {spacing!r}")
+    edges = torch.tensor(e)
     return edges[:-1], edges[1:] - edges[:-1]
 
 def _check_images(x0, name='x0'):
@@ -45,13 +53,14 @@ def bpd_stratified(
     x0:Tensor,                    # test images [B, C, H, W] on the 8-bit grid in [-1, 1]
     k:int=50,                     # strata (network calls per image for the middle terms); k = T-1: every term once
     generator:torch.Generator|None=None, # CPU generator for the strata draws and the noise
+    spacing:str='equal',          # strata of equal size, or 'geometric' (small strata where the terms change fastest, at small t)
     clip_denoised:bool=True,      # clip x̂_0 to [-1, 1], as calc_bpd_loop does by default
     batch_size:int=256,           # (image, timestep) pairs per network call
 )->dict:                          # bpd (= total_bpd), prior, decoder, middle: [B]; t, terms: [B, k]; mean, se: floats
     "An unbiased estimate of the bound in bits/dim per image: L_T and L_0 exactly, K stratified draws of the terms 1..T-1."
     x0 = _check_images(x0)
     T, B = diffusion.num_timesteps, x0.shape[0]
-    lo, size = strata(T, k)
+    lo, size = strata(T, k, spacing)
     t = lo + (torch.rand(B, k, generator=generator, dtype=torch.float64) * size).long().clamp(max=size - 1)   # [B, k]
     dec, _ = _terms(diffusion, model, x0, torch.zeros(B, dtype=torch.long), generator, batch_size, clip_denoised)
     terms, _ = _terms(diffusion, model, x0.repeat_interleave(k, 0), t.flatten(), generator, batch_size, clip_denoised)
@@ -76,7 +85,7 @@ def mean_ci(
     h = stats.t.ppf((1 + level) / 2, n - 1) * se
     return dict(mean=m, se=se, lo=m - h, hi=m + h, n=n)
 
-# %% ../nbs/09_evaluate.ipynb #339ce00a
+# %% ../nbs/09_evaluate.ipynb #b2e0a08f
 def _systematic(T, stride, generator):
     "Index 0, then every `stride`-th index of 1..T-1 from a random offset; each middle index weighted by `stride`."
     o = int(torch.randint(stride, (1,), generator=generator)) if stride > 1 else 0

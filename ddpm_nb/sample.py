@@ -31,7 +31,7 @@ def load_pretrained(
     model, diffusion, _ = _train.load_model(_train.weights_dir() / name, ema=ema, device=device)
     return model, diffusion
 
-# %% ../nbs/08_sample.ipynb #4998eb5f
+# %% ../nbs/08_sample.ipynb #d8a82d52
 SAMPLERS = ('ancestral', 'ddim')
 
 def _plain(diffusion)->GaussianDiffusion:
@@ -65,9 +65,13 @@ class Sampler:
             model_var_type=d.model_var_type, loss_type=d.loss_type, rescale_timesteps=d.rescale_timesteps)
 
     @property
-    def steps(self)->int: return len(self.timesteps)
+    def steps(self)->int:
+        "Network calls per run of the chain."
+        return len(self.timesteps)
     @property
-    def t_start(self)->int: return self.timesteps[-1]
+    def t_start(self)->int:
+        "The original 0-based index of the state the chain starts from."
+        return self.timesteps[-1]
     def __repr__(self): return f"Sampler({self.name!r}, steps={self.steps}, t_start={self.t_start}" + (f", eta={self.eta}" if self.name == 'ddim' else '') + ")"
 
     @torch.no_grad()
