@@ -226,7 +226,7 @@ def bench_train(a, device, images, log):
            'loss_ours': l_ours, 'loss_diffusers': l_theirs}
     log(f"train: same weights, same batch: loss ddpm_nb {l_ours:.6f}, diffusers {l_theirs:.6f}")
 
-    names = [k for k in VARIANTS if (a.compile or not VARIANTS[k]['compile']) and (not a.variants or k in a.variants)]
+    names = [k for k in VARIANTS if (a.compile or not VARIANTS[k]['compile']) and (k in a.variants if a.variants else k != '+foreach Adam')]
     steps, compile_s, models = {}, {}, {}
     dm = copy.deepcopy(dbase); steps['diffusers fp32'] = diffusers_step(dm, sched, torch.optim.AdamW(dm.parameters(), lr=2e-4), device)
     models['diffusers fp32'] = dm
@@ -247,14 +247,13 @@ def bench_train(a, device, images, log):
         for _ in range(2 if VARIANTS.get(k, {}).get('compile') else 1): f(*batches.next())
         sync(device); compile_s[k] = time.perf_counter() - t0
         log(f"train: warm-up {k}: {compile_s[k]:.1f} s")
-    mem = {k: 0.0 for k in steps}
-    def timed_run(k, f):
-        def run():
-            with PeakMem(device) as pm:
-                for _ in range(a.steps): f(*batches.next())
-            mem[k] = max(mem[k], pm.peak_mb)
-        return run
-    ts = interleave({k: timed_run(k, f) for k, f in steps.items()}, a.rounds, device)
+    fns = {k: (lambda f=f: [f(*batches.next()) for _ in range(a.steps)]) for k, f in steps.items()}
+    ts = interleave(fns, a.rounds, device)
+    # peak memory: one more step each, apart from the timings (the sampling thread would slow a busy machine's timed steps)
+    mem = {}
+    for k, f in steps.items():
+        with PeakMem(device) as pm: f(*batches.next())
+        mem[k] = pm.peak_mb
     ref, base_k = 'diffusers fp32', 'fp32 (baseline)'
     rows = {}
     for k, v in ts.items():
@@ -342,11 +341,11 @@ def bench_sampling(a, device, ours, theirs, log, B=None, T=1000, steps=None, blo
            'diffusers DDPMScheduler loop': diffusers_blocks()}
     if extra: fns['bare forwards (diffusers UNet2DModel)'] = bare(theirs)
     if extra and a.sample_bf16 and device.type in ('cpu', 'cuda'):
-        cl = copy.deepcopy(ours).to(memory_format=torch.channels_last)
+        cl = groupnorm_fp32(copy.deepcopy(ours)).to(memory_format=torch.channels_last)
         def fast(x, t):
             with torch.autocast(device.type, dtype=torch.bfloat16):
                 return cl(x.contiguous(memory_format=torch.channels_last), t).float()
-        fns['ddpm_nb p_sample_loop, bf16+channels_last'] = ours_blocks(fast, 'fast')
+        fns['ddpm_nb p_sample_loop, bf16+cl+fp32 GroupNorm'] = ours_blocks(fast, 'fast')
     # warm-up outside the chains
     with torch.no_grad():
         for _ in range(2): ours(xb, torch.zeros(B, dtype=torch.long, device=device)); theirs(xb, torch.zeros(B, dtype=torch.long, device=device))
@@ -438,8 +437,17 @@ def stratified_cost(a, device, model, images, src, log, half_width=0.02, z=1.959
     out['seconds_per_forward_per_image'] = timed.seconds / max(1, timed.calls) / m
     best = min(out['by_k'], key=lambda k: out['by_k'][k]['forwards_needed'])
     out['best_k'] = int(best)
-    out['full_calc_bpd_loop_forwards_same_interval'] = out['by_k'][best]['images_needed'] * 1000   # at least as many images, T forwards each
+    out.update(full_loop_cost(out, half_width, z))
     return out
+
+def full_loop_cost(st, half_width=0.02, z=1.959964, T=1000):
+    """The exact calc_bpd_loop route to the same interval: its only randomness left is which images (and one x_t per term),
+    so the images needed follow from the between-image variance (one estimate's variance minus the within-image part,
+    taken at the pilot k with the smallest within-image variance), each image costing T forwards."""
+    k = min(st['by_k'], key=lambda k: st['by_k'][k]['var_within_image']); r = st['by_k'][k]   # the most precise draw
+    var_between = max(r['var_one_estimate'] - r['var_within_image'], 1e-12)
+    n = math.ceil((z * math.sqrt(var_between) / half_width) ** 2)
+    return {'var_between_images': var_between, 'full_loop_images_needed': n, 'full_loop_forwards_needed': n * T}
 
 # ------------------------------------------------------------------------------------------------------------------ GPU
 def bench_gpu(a, device, log):
@@ -514,8 +522,8 @@ def to_markdown(R):
             L.append(f"| {k} | {r['img_per_s']:.1f} | {fmt(r['vs_diffusers'])} | {fmt(r['vs_baseline'])} | {r['gflops']:.1f} | {peak} | {r['warmup_s']:.1f} | {fmt(r.get('peak_mem_mb'), 0)} |")
         for e in R.get('train_e2e', []):
             ref = Tr['rows']['diffusers fp32']['img_per_s']
-            L.append(f"| `train()` precision={e['precision']} compile={e['compile']} (EMA, clip, data) | {e['img_per_s']:.1f} | {e['img_per_s'] / ref:.2f}* | – | – | – | – | – |")
-        if R.get('train_e2e'): L.append('\n\\* `train()` rows are not interleaved with the others (a separate run right after them): indicative only.')
+            L.append(f"| `train()` precision={e['precision']} compile={e['compile']} (EMA, clip, data)* | {e['img_per_s']:.1f} | – | – | – | – | – | – |")
+        if R.get('train_e2e'): L.append('\n\\* not interleaved with the rows above (a separate run right after them, median of its steps after two warm-up steps): its img/s is not comparable on a busy machine, so no ratio is given.')
         L.append('')
     S = R.get('sampling')
     if S:
@@ -538,7 +546,9 @@ def to_markdown(R):
         for k, r in St['by_k'].items():
             L.append(f"| {k} | {r['mean_bpd']:.3f} | {math.sqrt(r['var_within_image']):.3f} | {math.sqrt(r['var_one_estimate']):.3f} | {r['images_needed']} | "
                      f"{r['forwards_needed']} | {r['seconds_est']:.0f} | {r['forwards_per_image_single_image_interval']} |")
-        L.append(f"\nThe full calc_bpd_loop on the same number of images would take {St['full_calc_bpd_loop_forwards_same_interval']} forwards.\n")
+        fl = full_loop_cost(St, St['half_width_bpd'])
+        L.append(f"\nThe exact route, calc_bpd_loop (T=1000 forwards per image), needs about {fl['full_loop_images_needed']} images for the same interval "
+                 f"(between-image sd {math.sqrt(fl['var_between_images']):.3f}): {fl['full_loop_forwards_needed']} forwards.\n")
     G = R.get('gpu')
     if G:
         L.append(f"**{'GPU' if R['meta'].get('gpu') else 'GPU section'}** ({R['meta'].get('gpu', R['meta']['device'])}), `{G['preset']}` preset, batch {G['batch']}:\n")
@@ -553,11 +563,14 @@ def parse(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('--quick', action='store_true', help="tiny sizes (preset 'tiny', T=10 chains, no compile): a smoke test in seconds, not a measurement")
     p.add_argument('--json', help='write all results to this JSON file')
+    p.add_argument('--render', help='print (and with --md write) the table of a saved JSON run instead of measuring')
     p.add_argument('--md', help='write the markdown table to this file')
     p.add_argument('--threads', type=int, default=1, help='torch.set_num_threads (default 1: on a shared 2-core machine 2 threads are slower, OpenMP barriers wait on descheduled threads)')
     p.add_argument('--device', default='auto', help="'auto' (cuda if available), 'cpu' or 'cuda'")
     p.add_argument('--no-compile', dest='compile', action='store_false', help='leave out the torch.compile variants')
     p.add_argument('--variants', default='', help='only these training variants (names separated by ";"), e.g. "+compile;all + compile"')
+    p.add_argument('--e2e', default='bf16', help='precisions for the end-to-end ddpm_nb.train.train() rows, comma-separated (fp32,bf16)')
+    p.add_argument('--diffusers-bf16', action='store_true', help='also time the diffusers loop with bf16 autocast + channels_last')
     p.add_argument('--gpu-section', action='store_true', help='run the GPU section on this device too (with --quick: a tiny smoke test of that code on the CPU)')
     p.add_argument('--skip', default='', help='comma-separated sections to skip: peak,train,e2e,sample,bpd,gpu')
     p.add_argument('--preset', default=None); p.add_argument('--batch', type=int, default=None)
@@ -566,21 +579,27 @@ def parse(argv=None):
     p.add_argument('--sample-batch', type=int, default=None); p.add_argument('--bpd-T', type=int, default=None)
     p.add_argument('--bpd-batch', type=int, default=None); p.add_argument('--bpd-rounds', type=int, default=None)
     a = p.parse_args(argv)
-    full = dict(preset='fashion_mnist', batch=16, rounds=3, steps=1, sample_steps=40, sample_block=10, sample_batch=4,
-                bpd_T=16, bpd_batch=4, bpd_rounds=3, pilot_images=8, pilot_k=[1, 8], e2e_steps=3, matmul_n=2048,
-                gpu_steps=20, gpu_sample_steps=100, gpu_preset='cifar10', gpu_batch=128, gpu_sample_n=256, diffusers_bf16=True, sample_bf16=True)
+    full = dict(preset='fashion_mnist', batch=16, rounds=3, steps=1, sample_steps=30, sample_block=10, sample_batch=4,
+                bpd_T=10, bpd_batch=4, bpd_rounds=3, pilot_images=8, pilot_k=[1, 8], e2e_steps=3, matmul_n=2048,
+                gpu_steps=20, gpu_sample_steps=100, gpu_preset='cifar10', gpu_batch=128, gpu_sample_n=256, sample_bf16=True)
     quick = dict(preset='tiny', batch=4, rounds=1, steps=1, sample_steps=4, sample_block=2, sample_batch=2,
                  bpd_T=4, bpd_batch=2, bpd_rounds=1, pilot_images=2, pilot_k=[1, 2], e2e_steps=0, matmul_n=256,
-                 gpu_steps=2, gpu_sample_steps=4, gpu_preset='tiny', gpu_batch=4, gpu_sample_n=4, diffusers_bf16=False, sample_bf16=False)
+                 gpu_steps=2, gpu_sample_steps=4, gpu_preset='tiny', gpu_batch=4, gpu_sample_n=4, sample_bf16=False)
     for k, v in (quick if a.quick else full).items():
         if getattr(a, k, None) is None: setattr(a, k, v)
     if a.quick: a.compile = False
+    a.e2e = [v.strip() for v in a.e2e.split(',') if v.strip()]
     a.variants = [v.strip() for v in a.variants.split(';') if v.strip()]
     a.skip = {s.strip() for s in a.skip.split(',') if s.strip()}
     return a
 
 def main(argv=None):
     a = parse(argv)
+    if a.render:                                            # re-render a saved run's table, measuring nothing
+        md = to_markdown(json.loads(Path(a.render).read_text()))
+        print(md)
+        if a.md: Path(a.md).write_text(md + '\n')
+        return md
     t_start = time.perf_counter()
     torch.set_num_threads(a.threads)
     warnings.filterwarnings('ignore', category=FutureWarning)
@@ -605,8 +624,7 @@ def main(argv=None):
     if 'train' not in a.skip:
         R['train'], ours, theirs, _ = bench_train(a, device, images, log)
         if 'e2e' not in a.skip and a.e2e_steps > 0:
-            R['train_e2e'] = [bench_train_e2e(a, device, images, 'fp32', False, log),
-                              bench_train_e2e(a, device, images, 'bf16', False, log)]
+            R['train_e2e'] = [bench_train_e2e(a, device, images, p, False, log) for p in a.e2e]
     if ours is None: ours, theirs = build_pair(a.preset, device)
     if 'sample' not in a.skip: R['sampling'] = bench_sampling(a, device, ours, theirs, log)
     if 'bpd' not in a.skip: R['bpd'] = bench_bpd(a, device, ours, images, log)
