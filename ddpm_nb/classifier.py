@@ -264,7 +264,7 @@ def fid_kid(
     km, ks = kid_from_features(fa, fb, kid_subsets, kid_subset_size, generator)
     return dict(fid=fid_from_features(fa, fb), kid_mean=km, kid_std=ks, n_a=len(fa), n_b=len(fb))
 
-# %% ../nbs/12_classifier.ipynb #2c15ce75
+# %% ../nbs/12_classifier.ipynb #0dd61bd4
 class InceptionUnavailableError(RuntimeError):
     "Raised when no Inception-v3 FID network (torchmetrics or pytorch-fid, with its weights) can be loaded."
 
