@@ -12,8 +12,8 @@ import torch.nn.functional as F
 from fastcore.basics import patch
 
 # %% auto #0
-__all__ = ['PRESETS', 'timestep_embedding', 'TimeEmbedding', 'ResBlock', 'AttnBlock', 'Downsample', 'Upsample', 'Level',
-           'MidBlock', 'UNet']
+__all__ = ['PRESETS', 'timestep_embedding', 'TimeEmbedding', 'GroupNorm32', 'ResBlock', 'AttnBlock', 'Downsample', 'Upsample',
+           'Level', 'MidBlock', 'UNet']
 
 # %% ../nbs/05_unet.ipynb #9ffe74ef
 def timestep_embedding(
@@ -37,17 +37,21 @@ class TimeEmbedding(nn.Module):
         emb = timestep_embedding(t, self.ch).to(self.dense0.weight.dtype)
         return self.dense1(F.silu(self.dense0(emb)))
 
-# %% ../nbs/05_unet.ipynb #9086767c
+# %% ../nbs/05_unet.ipynb #c371c016
 _EPS = 1e-6  # TensorFlow group_norm's epsilon, as in the reference and the diffusers DDPM configs
+
+class GroupNorm32(nn.GroupNorm):
+    "GroupNorm whose statistics are computed in float32 and cast back to the input's dtype (same parameters and state dict as `nn.GroupNorm`; identical in float32). Under bf16 autocast it is both more exact and, on CPUs, about 4x faster than a bf16 GroupNorm (bench/README.md)."
+    def forward(self, x): return F.group_norm(x.float(), self.num_groups, self.weight, self.bias, self.eps).to(x.dtype)
 
 class ResBlock(nn.Module):
     "Pre-activation residual block with the time embedding added between its two convolutions."
     def __init__(self, in_ch:int, out_ch:int, temb_ch:int, dropout:float, num_groups:int=32):
         super().__init__()
-        self.norm1 = nn.GroupNorm(num_groups, in_ch, eps=_EPS)
+        self.norm1 = GroupNorm32(num_groups, in_ch, eps=_EPS)
         self.conv1 = nn.Conv2d(in_ch, out_ch, 3, padding=1)
         self.temb_proj = nn.Linear(temb_ch, out_ch)
-        self.norm2 = nn.GroupNorm(num_groups, out_ch, eps=_EPS)
+        self.norm2 = GroupNorm32(num_groups, out_ch, eps=_EPS)
         self.dropout = nn.Dropout(dropout)
         self.conv2 = nn.Conv2d(out_ch, out_ch, 3, padding=1)
         self.shortcut = nn.Conv2d(in_ch, out_ch, 1) if in_ch != out_ch else None
@@ -65,7 +69,7 @@ class AttnBlock(nn.Module):
     "Single-head self-attention over the H·W positions, with a residual connection: [B, C, H, W] -> [B, C, H, W]."
     def __init__(self, ch:int, num_groups:int=32):
         super().__init__()
-        self.norm = nn.GroupNorm(num_groups, ch, eps=_EPS)
+        self.norm = GroupNorm32(num_groups, ch, eps=_EPS)
         self.qkv = nn.Linear(ch, 3 * ch)        # q, k, v stacked along the output dimension
         self.proj_out = nn.Linear(ch, ch)
 
@@ -90,7 +94,7 @@ class Upsample(nn.Module):
         self.conv = nn.Conv2d(ch, ch, 3, padding=1)
     def forward(self, x:Tensor)->Tensor: return self.conv(F.interpolate(x, scale_factor=2.0, mode='nearest'))
 
-# %% ../nbs/05_unet.ipynb #3bee99cc
+# %% ../nbs/05_unet.ipynb #9182b342
 class Level(nn.Module):
     "One resolution of the U-Net: residual blocks, each followed by attention where configured, then a resampler (or None)."
     def __init__(self, blocks, attns, resample):
@@ -167,7 +171,7 @@ class UNet(nn.Module):
             if upsample is not None: res *= 2
             up[i] = Level(blocks, attns, upsample)
         self.up = nn.ModuleList(up)
-        self.norm_out = nn.GroupNorm(g, c, eps=_EPS)
+        self.norm_out = GroupNorm32(g, c, eps=_EPS)
         self.conv_out = nn.Conv2d(c, out_ch, 3, padding=1)
         self.reset_parameters()
 
@@ -217,7 +221,7 @@ class UNet(nn.Module):
             raise ValueError(f"t must have shape [B] = [{x.shape[0]}] to match x, got {list(t.shape)}")
         return t
 
-# %% ../nbs/05_unet.ipynb #c0474ac7
+# %% ../nbs/05_unet.ipynb #1e0c5e41
 PRESETS = {
     'tiny':          dict(in_ch=1, ch=16, ch_mult=(1, 2), num_res_blocks=1, attn_resolutions=(14,), dropout=0.0, resolution=28, num_groups=8),
     'fashion_mnist': dict(in_ch=1, ch=32, ch_mult=(1, 2, 2), num_res_blocks=2, attn_resolutions=(14,), dropout=0.1, resolution=28),
@@ -239,7 +243,7 @@ def from_preset(cls:UNet,
         cfg['attn_resolutions'] = [r // 2 ** i for i in range(len(cfg['ch_mult'])) if r0 // 2 ** i in PRESETS[name]['attn_resolutions']]
     return cls(**cfg)
 
-# %% ../nbs/05_unet.ipynb #7b87a13e
+# %% ../nbs/05_unet.ipynb #1cb76006
 def _res_pairs(o, d, blk):
     ps = [(f'{o}.norm1', f'{d}.norm1'), (f'{o}.conv1', f'{d}.conv1'), (f'{o}.temb_proj', f'{d}.time_emb_proj'),
           (f'{o}.norm2', f'{d}.norm2'), (f'{o}.conv2', f'{d}.conv2')]
@@ -331,7 +335,7 @@ def _config_from_state_dict(sd:Mapping, resolution:int|None, num_groups:int=32, 
         up_block_types=['AttnUpBlock2D' if a else 'UpBlock2D' for a in reversed(attn)],
         norm_num_groups=num_groups, dropout=dropout))
 
-# %% ../nbs/05_unet.ipynb #b203b5e1
+# %% ../nbs/05_unet.ipynb #444f2866
 @patch
 def to_diffusers_config(self:UNet)->dict:
     "The `diffusers.UNet2DModel` kwargs of the same network: `UNet2DModel(**m.to_diffusers_config())`."
