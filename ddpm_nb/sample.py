@@ -268,7 +268,7 @@ def interpolate(
     out = denoise_from(model, d, xt.flatten(0, 1), int(t), steps, generator=generator, share_noise=len(lam))
     return dict(images=out.unflatten(0, (len(lam), B)).clamp(-1, 1).cpu(), xt=xt.cpu(), lambdas=lam.cpu())
 
-# %% ../nbs/08_sample.ipynb #7bd40e1b
+# %% ../nbs/08_sample.ipynb #4906dbc7
 def sample_quality(
     model,                        # the network
     diffusion:GaussianDiffusion,  # its original diffusion
@@ -300,6 +300,6 @@ def sample_quality(
 
 def quality_table(rows:list)->str:
     "A markdown table of `sample_quality`'s rows."
-    out = ['| sampler | steps | n | FID | KID ×10³ (± sd over subsets) | seconds |', '|---|---|---|---|---|---|']
-    out += [f"| {r['name']} | {r['steps']} | {r['n']} | {r['fid']:.2f} | {1e3 * r['kid_mean']:.2f} ± {1e3 * r['kid_std']:.2f} | {r['seconds']:.0f} |" for r in rows]
+    out = ['| sampler | steps | n | FID | KID (± sd over subsets) | seconds |', '|---|---|---|---|---|---|']
+    out += [f"| {r['name']} | {r['steps']} | {r['n']} | {r['fid']:.2f} | {r['kid_mean']:.3f} ± {r['kid_std']:.3f} | {r['seconds']:.0f} |" for r in rows]
     return '\n'.join(out)
