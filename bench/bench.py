@@ -12,7 +12,7 @@ Prints a markdown table and (with --json) writes every measurement as JSON. What
 2. sampling: ancestral sampling (GaussianDiffusion.p_sample_loop's generator) against bare network forwards of the same batch
    and against diffusers' DDPMPipeline loop (DDPMScheduler.step) with the same weights;
 3. likelihood: calc_bpd_loop's throughput against the network-forward bound (T forwards per image), and the cost of the
-   stratified estimator (ddpm_nb.train.bpd_stratified) for a 95% interval of +-0.02 bits/dim, from a pilot;
+   stratified estimator (ddpm_nb.evaluate.bpd_stratified) for a 95% interval of +-0.02 bits/dim, from a pilot;
 4. achieved GFLOP/s (FLOPs counted with torch.utils.flop_counter.FlopCounterMode) against a big matmul in fp32 and bf16;
 5. peak memory: RSS growth sampled from /proc/self/statm on the CPU, torch.cuda.max_memory_allocated on a GPU.
 
@@ -409,12 +409,12 @@ def bench_bpd(a, device, ours, images, log):
     return res
 
 def stratified_cost(a, device, model, images, src, log, half_width=0.02, z=1.959964):
-    """Pilot of ddpm_nb.train.bpd_stratified with the paper's T=1000: two independent estimates per image for each k
+    """Pilot of ddpm_nb.evaluate.bpd_stratified with the paper's T=1000: two independent estimates per image for each k
     give the within-image variance (k middle terms) and, with the spread over images, the variance of one estimate.
     Cost for a 95% interval of +-`half_width` bits/dim on the mean bpd of a dataset: n = (z s / h)^2 images x (k+1) forwards."""
     from ddpm_nb.diffusion import GaussianDiffusion
     from ddpm_nb.schedules import get_beta_schedule
-    from ddpm_nb.train import bpd_stratified
+    from ddpm_nb.evaluate import bpd_stratified
     d = GaussianDiffusion(get_beta_schedule('linear', 1000))
     m = a.pilot_images
     x0 = images[-m:].float().div(127.5).sub(1).to(device)     # held apart from the batch used above

@@ -15,8 +15,7 @@ __all__ = ['DEFAULT_STEPS', 'CKPT_FILES', 'DIFFUSION_KEYS', 'RUN_KEYS', 'TrainCo
            'DataOrder', 'rank_slice', 'rng_state', 'set_rng_state', 'CheckpointError', 'list_checkpoints',
            'latest_checkpoint', 'save_checkpoint', 'resolve_checkpoint', 'load_checkpoint', 'build_model',
            'diffusion_config', 'build_diffusion', 'model_from_config', 'weights_dir', 'shipped_weights', 'load_model',
-           'sample_images', 'NonFiniteLossError', 'pick_device', 'make_config', 'train', 'stratified_timesteps',
-           'bpd_stratified']
+           'sample_images', 'NonFiniteLossError', 'pick_device', 'make_config', 'train']
 
 # %% ../nbs/07_train.ipynb #eb8549ab
 DEFAULT_STEPS = 350    # about 15 minutes of the fashion_mnist preset at batch 128 on a 2-core CPU (measured below)
@@ -582,38 +581,3 @@ def _loop(cfg, images, model, net, fwd, ema, diffusion, opt, scaler, gen, order,
         if cfg.deterministic and device.type == 'cpu': torch.use_deterministic_algorithms(det_before)
     return {'step': step, 'loss': last_loss, 'ckpt': str(latest_checkpoint(out)) if rank == 0 else None, 'out': str(out),
             'samples': str(samples) if samples else None, 'stopped': stopped}
-
-# %% ../nbs/07_train.ipynb #dd32b4a2
-def stratified_timesteps(
-    T:int,                  # number of diffusion steps
-    k:int,                  # number of strata over the 0-based indices 1..T-1
-    B:int,                  # batch size
-    generator:torch.Generator|None=None,  # CPU generator
-)->tuple:                   # (t long [B, k], stratum sizes long [k]; the sizes sum to T-1)
-    "One uniform draw per stratum of {1, …, T-1} for each of `B` images, with the strata's sizes."
-    if not 1 <= k <= T - 1: raise ValueError(f"k must lie in [1, T-1] = [1, {T - 1}], got {k}")
-    edges = [1 + (j * (T - 1)) // k for j in range(k + 1)]
-    lo, size = torch.tensor(edges[:-1]), torch.tensor([b - a for a, b in zip(edges[:-1], edges[1:])])
-    u = torch.rand(B, k, generator=generator)
-    return lo + (u * size).long().clamp(max=size - 1), size
-
-@torch.no_grad()
-def bpd_stratified(
-    diffusion,                # a `GaussianDiffusion`
-    model,                    # the network, model(x_t, t)
-    x0:Tensor,                # images in [-1, 1], [B, C, H, W]
-    k:int=50,                 # timesteps per image for the middle terms (k = T-1: every term once)
-    generator:torch.Generator|None=None,  # CPU generator for the strata and the noise
-    clip_denoised:bool=True,  # clip predicted x0 to [-1, 1], as calc_bpd_loop does
-)->dict:                      # total_bpd, prior_bpd, decoder_bpd, terms_bpd: each [B]
-    "An unbiased estimate of the bound in bits/dim per image: exact prior and decoder, K stratified middle terms."
-    T, B = diffusion.num_timesteps, x0.shape[0]
-    ts, size = stratified_timesteps(T, min(k, T - 1), B, generator)
-    def term(t):
-        noise = torch.randn(x0.shape, generator=generator).to(x0)
-        xt = diffusion.q_sample(x0, t, noise=noise)
-        return diffusion.vb_terms_bpd(model, x0, xt, t, clip_denoised=clip_denoised)['output']
-    decoder = term(torch.zeros(B, dtype=torch.long, device=x0.device))
-    middle = sum(size[j].item() * term(ts[:, j].to(x0.device)) for j in range(ts.shape[1]))
-    prior = diffusion.prior_bpd(x0)
-    return {'total_bpd': prior + decoder + middle, 'prior_bpd': prior, 'decoder_bpd': decoder, 'terms_bpd': middle}
