@@ -42,7 +42,7 @@ def reverse_log_joint(
         lp = lp + gaussian_log_prob(xs[i], mean, var)
     return lp
 
-# %% ../nbs/02_reverse.ipynb #12236fcd
+# %% ../nbs/02_reverse.ipynb #0621f0a1
 def gaussian_kl(
     mean1:Tensor, var1:Tensor,   # the first Gaussian N(mean1, diag(var1)); var1 > 0
     mean2:Tensor, var2:Tensor,   # the second Gaussian N(mean2, diag(var2)); var2 > 0
