@@ -13,8 +13,7 @@ from .schedules import Schedule, extract, get_beta_schedule
 # %% auto #0
 __all__ = ['MEAN_TYPES', 'VAR_TYPES', 'bin_centers', 'bin_edges', 'quantize', 'quantized_mixture_probs', 'entropy_bits',
            'sample_bins', 'GaussianOracle', 'QuantizedOracle', 'gaussian_oracle_bound', 'oracle_bound',
-           'ring_of_gaussians', 'two_moons', 'timestep_embedding', 'ToyMLP', 'mmd_rbf', 'sliced_wasserstein',
-           'train_toy']
+           'ring_of_gaussians', 'two_moons', 'ToyMLP', 'mmd_rbf', 'sliced_wasserstein', 'train_toy']
 
 # %% ../nbs/04a_checks.ipynb #1e5a6eeb
 def bin_centers(dtype=torch.float64)->Tensor:
@@ -279,18 +278,8 @@ def two_moons(
     pts = torch.stack([x - 0.5, y - 0.25], 1) * 0.45
     return (pts + noise * torch.randn(n, 2, generator=generator, dtype=torch.float64)).to(dtype)
 
-# %% ../nbs/04a_checks.ipynb #31a77041
-def timestep_embedding(
-    t:Tensor,               # timesteps [B] (integer indices or floats)
-    dim:int,                # embedding size
-    max_period:float=10000.,
-)->Tensor:                  # [B, dim], float32: sines then cosines (zero-padded if dim is odd)
-    "The sinusoidal timestep embedding of the DDPM U-Net (as in Transformers)."
-    half = dim // 2
-    freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32, device=t.device) / max(half - 1, 1))
-    args = t.float()[:, None] * freqs
-    emb = torch.cat([args.sin(), args.cos()], 1)
-    return torch.nn.functional.pad(emb, (0, 1)) if dim % 2 else emb
+# %% ../nbs/04a_checks.ipynb #6834afbb
+from .unet import timestep_embedding   # the U-Net's sinusoidal embedding, shared
 
 class ToyMLP(nn.Module):
     "A residual MLP denoiser for [B, dim] data: model(x_t, t) -> [B, out_dim]."
