@@ -464,20 +464,37 @@ def bench_gpu(a, device, log):
     u8 = torch.randint(0, 256, (4 * B, C, Rz, Rz), dtype=torch.uint8)
     batches = Batches(u8, B, 4, T, device)
     res = {'preset': P, 'batch': B, 'sample_n': N, 'paper_tpu_v3_8_img_per_s': PAPER_TPU_IMG_S, 'rows': {}}
-    for name, v in {'fp32 (tf32 matmul)': dict(cl=False, bf16=False, compile=False, opt='fused'),
-                    'bf16+channels_last+fused' + ('+compile' if a.compile else ''): dict(cl=True, bf16=True, compile=a.compile, opt='fused')}.items():
+    from diffusers import UNet2DModel, DDPMScheduler
+    sched = DDPMScheduler(num_train_timesteps=T, beta_schedule='linear')
+    if device.type == 'cuda': sched.alphas_cumprod = sched.alphas_cumprod.to(device)
+    variants = {'ddpm_nb fp32 (tf32 matmul)': dict(cl=False, bf16=False, compile=False, opt='fused'),
+                'ddpm_nb bf16 autocast': dict(cl=False, bf16=True, compile=False, opt='fused'),
+                'ddpm_nb bf16+channels_last': dict(cl=True, bf16=True, compile=False, opt='fused')}
+    if a.compile: variants['ddpm_nb bf16+channels_last+compile'] = dict(cl=True, bf16=True, compile=True, opt='fused')
+    variants.update({'diffusers fp32 (tf32 matmul)': dict(diffusers=True, bf16=False), 'diffusers bf16 autocast': dict(diffusers=True, bf16=True)})
+    for name, v in variants.items():
         torch.manual_seed(0)
         m = UNet.from_preset(P).to(device)
-        if v['cl']: m = m.to(memory_format=torch.channels_last)
-        step = ours_step(m, d, _adam(torch.optim.Adam, m.parameters(), v['opt']), v, device)
+        if v.get('diffusers'):
+            dm = UNet2DModel(**m.to_diffusers_config()).to(device); dm.load_state_dict(m.to_diffusers_state_dict()); del m
+            step = diffusers_step(dm, sched, torch.optim.AdamW(dm.parameters(), lr=2e-4, fused=device.type == 'cuda'), device, bf16=v['bf16'])
+        else:
+            if v['cl']: m = m.to(memory_format=torch.channels_last)
+            step = ours_step(m, d, _adam(torch.optim.Adam, m.parameters(), v['opt']), v, device)
+        sync(device); tc = time.perf_counter()
         for _ in range(3): step(*batches.next())
+        sync(device); warm = time.perf_counter() - tc
         n = a.gpu_steps
         with PeakMem(device) as pm:
             sync(device); t0 = time.perf_counter()
             for _ in range(n): step(*batches.next())
             sync(device); s = time.perf_counter() - t0
-        res['rows'][name] = {'img_per_s': B * n / s, 'vs_paper': B * n / s / PAPER_TPU_IMG_S, 'peak_mem_mb': pm.peak_mb}
-        log(f"gpu train {name}: {B * n / s:.0f} img/s ({B * n / s / PAPER_TPU_IMG_S:.2f}x the paper's TPU v3-8)")
+        res['rows'][name] = {'img_per_s': B * n / s, 'vs_paper': B * n / s / PAPER_TPU_IMG_S, 'peak_mem_mb': pm.peak_mb, 'warmup_s': warm}
+        log(f"gpu train {name}: {B * n / s:.0f} img/s ({B * n / s / PAPER_TPU_IMG_S:.2f}x the paper's TPU v3-8), warm-up {warm:.1f} s, peak {pm.peak_mb:.0f} MB")
+        del step
+        if device.type == 'cuda': torch.cuda.empty_cache()
+    ref = res['rows'].get('diffusers fp32 (tf32 matmul)', {}).get('img_per_s')
+    for r in res['rows'].values(): r['vs_diffusers_fp32'] = r['img_per_s'] / ref if ref else None
     # sampling: N (256) samples x 1000 steps, timed on the first `gpu_sample_steps` steps and scaled to 1000
     m = UNet.from_preset(P).to(device).eval()
     mcl = copy.deepcopy(m).to(memory_format=torch.channels_last)
@@ -552,8 +569,9 @@ def to_markdown(R):
     G = R.get('gpu')
     if G:
         L.append(f"**{'GPU' if R['meta'].get('gpu') else 'GPU section'}** ({R['meta'].get('gpu', R['meta']['device'])}), `{G['preset']}` preset, batch {G['batch']}:\n")
-        L.append('| variant | img/s | × paper TPU v3-8 (2,688 img/s) | peak mem MiB |\n|---|---|---|---|')
-        for k, r in G['rows'].items(): L.append(f"| {k} | {r['img_per_s']:.0f} | {r['vs_paper']:.2f} | {r['peak_mem_mb']:.0f} |")
+        L.append('| variant | img/s | × diffusers fp32 | × paper TPU v3-8 (2,688 img/s) | peak mem MiB | warm-up s |\n|---|---|---|---|---|---|')
+        for k, r in G['rows'].items():
+            L.append(f"| {k} | {r['img_per_s']:.0f} | {fmt(r.get('vs_diffusers_fp32'))} | {r['vs_paper']:.2f} | {r['peak_mem_mb']:.0f} | {fmt(r.get('warmup_s'), 1)} |")
         for k, v in G.items():
             if k.startswith('sample_') and 'x1000_s ' in k: L.append(f"\n{G['sample_n']} samples × 1000 steps ({k.split(' ', 1)[1]}): {v:.1f} s (paper, 256 samples on a TPU v3-8: {PAPER_TPU_SAMPLE_S} s)")
     return '\n'.join(L)

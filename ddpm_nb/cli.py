@@ -10,11 +10,11 @@ import torch
 from fastcore.script import anno_parser, call_parse
 from .train import (TrainConfig, DEFAULT_STEPS, train, load_model, load_checkpoint, latest_checkpoint, sample_images,
                            pick_device, CheckpointError, NonFiniteLossError)
-from .evaluate import bpd_stratified
+from .evaluate import bpd_stratified, score_run, plot_quality
 
 # %% auto #0
-__all__ = ['DEFAULT_MINUTES', 'PRESET_DATASETS', 'run_cli', 'train_main', 'ddpm_nb_train', 'sample_main', 'ddpm_nb_sample',
-           'bpd_main', 'ddpm_nb_bpd']
+__all__ = ['DEFAULT_MINUTES', 'PAPER_RECIPE_PRESETS', 'PRESET_DATASETS', 'run_cli', 'train_main', 'ddpm_nb_train', 'sample_main',
+           'ddpm_nb_sample', 'bpd_main', 'ddpm_nb_bpd', 'eval_main', 'ddpm_nb_eval']
 
 # %% ../nbs/10_cli.ipynb #0b202308
 def _user_errors():
@@ -59,15 +59,17 @@ def run_cli(
 
 # %% ../nbs/10_cli.ipynb #753e099a
 DEFAULT_MINUTES = 15.0
+PAPER_RECIPE_PRESETS = ('cifar10', 'celebahq256', 'lsun256')   # the paper's own configurations keep its recipe by default
 PRESET_DATASETS = {'tiny': 'fashion_mnist', 'fashion_mnist': 'fashion_mnist', 'cifar10': 'cifar10', 'celebahq256': 'celebahq'}
 
 def train_main(
     preset:str=None,        # UNet preset: tiny, fashion_mnist, cifar10, celebahq256 (default: fashion_mnist)
     dataset:str=None,       # dataset name or path (default: the preset's; fashion_mnist for tiny and fashion_mnist)
-    steps:int=None,         # total optimizer steps (default 350: about 15 minutes of fashion_mnist on a 2-core CPU)
+    recipe:str=None,        # fast (short runs: cosine lr, power EMA, batch 32) or paper (Ho et al.); default: fast, paper for cifar10/celebahq256
+    steps:int=None,         # total optimizer steps (default: the recipe's; the main job is bounded by --minutes)
     minutes:float=None,     # also stop (with a checkpoint) after this many minutes (default: 15 when --steps is not given either)
-    batch_size:int=None,    # global batch size (default 128)
-    lr:float=None,          # Adam learning rate (default 2e-4)
+    batch_size:int=None,    # global batch size (default: the recipe's, 32 fast / 128 paper)
+    lr:float=None,          # Adam peak learning rate (default: the recipe's, 1e-3 fast / 2e-4 paper)
     out:str=None,           # run directory (default: runs/<preset>)
     seed:int=None,          # random seed (default 0)
     save_every:int=None,    # checkpoint every N steps (default 100)
@@ -77,23 +79,26 @@ def train_main(
     max_images:int=None,    # train on the first N images only
     resume:bool=False,      # continue the run in --out from its newest checkpoint
     device:str=None,        # auto, cpu, cuda, cuda:N (default auto)
-    precision:str=None,     # fp32, bf16, fp16 (default fp32)
+    precision:str=None,     # auto, fp32, bf16, fp16 (default auto: bf16 where the hardware does it natively, else fp32)
     compile:bool=False,     # torch.compile the network
     progress:bool=True,     # --no-progress: no progress bar
     json:bool=False,        # end with one JSON summary line
 )->dict:
-    "Train a DDPM (the paper's recipe); checkpoints, metrics.jsonl and samples.png go to --out."
+    "Train a DDPM; checkpoints, metrics.jsonl and samples.png go to --out."
     from ddpm_nb.unet import PRESETS
     given = {k: v for k, v in dict(steps=steps, minutes=minutes, batch_size=batch_size, lr=lr, seed=seed, save_every=save_every,
              sample_every=sample_every, sample_steps=sample_steps, sample_n=sample_n, max_images=max_images, device=device, precision=precision,
              dataset=dataset, preset=preset).items() if v is not None}
     if compile: given['compile'] = True
     if preset is not None and preset not in PRESETS: raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    from ddpm_nb.train import RECIPES
+    if recipe is not None and recipe not in RECIPES: raise ValueError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
     run = Path(out if out is not None else f"runs/{preset or 'fashion_mnist'}")
     last = latest_checkpoint(run) if resume else None
     if last is not None:
         saved = load_checkpoint(last, state=False)['config']['train']
         if steps is not None and minutes is None: given['minutes'] = None      # a new --steps target is not cut short by an old budget
+        if recipe is not None and recipe != saved.get('recipe', 'paper'): raise ValueError(f"--recipe {recipe} differs from the run's ({saved.get('recipe', 'paper')}); a run keeps its recipe")
         cfg = TrainConfig.from_dict({**saved, **given, 'out': str(run)})
     else:
         p = preset or 'fashion_mnist'
@@ -101,7 +106,8 @@ def train_main(
             if p not in PRESET_DATASETS: raise ValueError(f"preset {p!r} has no default dataset; pass --dataset")
             given['dataset'] = PRESET_DATASETS[p]
         if steps is None and minutes is None: given['minutes'] = DEFAULT_MINUTES    # the main job: ~15 minutes whatever the machine
-        cfg = TrainConfig(**{**given, 'preset': p, 'out': str(run)})
+        rec = recipe or ('paper' if p in PAPER_RECIPE_PRESETS else 'fast')
+        cfg = TrainConfig.from_recipe(rec, **{**given, 'preset': p, 'out': str(run)})
     res = train(cfg, resume=resume, progress=progress)
     loss = 'n/a' if res['loss'] is None else f"{res['loss']:.4f}"
     res['message'] = (f"{'stopped' if res['stopped'] != 'done' else 'trained'} at step {res['step']}, loss {loss}; "
@@ -113,10 +119,21 @@ def ddpm_nb_train(argv:list|None=None)->int:
     return run_cli(train_main, 'ddpm_nb_train', argv)
 
 # %% ../nbs/10_cli.ipynb #d720c647
+def _output_path(out, suffixes:tuple, what:str)->Path:
+    "Check an output file path before any work: a known suffix, not a directory, in a directory that exists and is writable."
+    if not str(out).strip(): raise ValueError(f"{what} is empty; give a file name ending in {' or '.join(suffixes)}")
+    p = Path(out).expanduser()
+    if p.suffix.lower() not in suffixes: raise ValueError(f"{what} {str(p)!r} must end in {' or '.join(suffixes)}")
+    if p.is_dir(): raise ValueError(f"{what} {str(p)!r} is a directory; give a file name")
+    parent = p.parent if str(p.parent) else Path('.')
+    if not parent.is_dir(): raise ValueError(f"{what}: the directory {str(parent)!r} does not exist; create it first")
+    if not os.access(parent, os.W_OK): raise ValueError(f"{what}: the directory {str(parent)!r} is not writable")
+    return p
+
 def sample_main(
     ckpt:str=None,          # checkpoint dir, run dir, or shipped model name (required)
     n:int=64,               # number of images
-    out:str='samples.png',  # where to write the grid (PNG)
+    out:str='samples.png',  # a PNG grid, or .npz: every sample as uint8 [N, H, W, C] under 'arr_0' (and a grid of the first 64 beside it)
     seed:int=0,             # random seed
     sampler:str='ancestral',# ancestral (the paper's) or ddim
     steps:int=None,         # sampler steps (default: T for ancestral, 50 for ddim)
@@ -130,19 +147,32 @@ def sample_main(
     if ckpt is None: raise ValueError("--ckpt is required: a checkpoint dir, a run dir, or a shipped model name")
     if n < 1: raise ValueError(f"--n must be at least 1, got {n}")
     if sampler not in ('ancestral', 'ddim'): raise ValueError(f"--sampler must be 'ancestral' or 'ddim', got {sampler!r}")
+    if batch_size < 1: raise ValueError(f"--batch-size must be at least 1, got {batch_size}")
+    out = _output_path(out, ('.png', '.npz'), '--out')
     dev = pick_device(device)
     model, diffusion, cfg = load_model(ckpt, ema=ema, device=dev)
     m = cfg['model']['config']
     shape = (m['in_ch'], m['resolution'], m['resolution'])
     if steps is None and sampler == 'ddim': steps = 50
     t0 = time.time()
-    x = sample_images(model, diffusion, n, shape, sampler=sampler, steps=steps, generator=torch.Generator().manual_seed(seed),
-                      device=dev, batch_size=batch_size, progress=progress)
-    from ddpm_nb.data import save_image_grid
-    path = save_image_grid(x, out)
+    from ddpm_nb.data import save_image_grid, from_model_range
+    from tqdm.auto import tqdm
+    gen, u8 = torch.Generator().manual_seed(seed), []
+    for i in tqdm(range(0, n, batch_size), disable=not progress or n <= batch_size, desc='sample'):   # uint8 per batch: bounded memory
+        x = sample_images(model, diffusion, min(batch_size, n - i), shape, sampler=sampler, steps=steps, generator=gen,
+                          device=dev, batch_size=batch_size, progress=progress and n <= batch_size)
+        if not torch.isfinite(x).all(): raise ValueError(f"the model produced NaN or inf samples: its weights in {ckpt} are broken")
+        u8.append(from_model_range(x))
+    u8 = torch.cat(u8)
+    if out.suffix.lower() == '.npz':
+        import numpy as np
+        tmp = out.with_name(f'.{out.name}.tmp.npz')
+        np.savez(tmp, arr_0=u8.permute(0, 2, 3, 1).numpy()); os.replace(tmp, out)
+        grid = save_image_grid(u8[:64], out.with_suffix('.png'))
+    else: grid = save_image_grid(u8, out)
     steps = steps or diffusion.num_timesteps
-    return {'out': str(path), 'n': n, 'sampler': sampler, 'steps': steps, 'seconds': round(time.time() - t0, 2),
-            'message': f"wrote {n} samples ({sampler}, {steps} steps) to {path}"}
+    return {'out': str(out), 'grid': str(grid), 'n': n, 'sampler': sampler, 'steps': steps, 'seconds': round(time.time() - t0, 2),
+            'message': f"wrote {n} samples ({sampler}, {steps} steps) to {out}"}
 
 def ddpm_nb_sample(argv:list|None=None)->int:
     "Console script `ddpm_nb_sample`."
@@ -195,3 +225,32 @@ def bpd_main(
 def ddpm_nb_bpd(argv:list|None=None)->int:
     "Console script `ddpm_nb_bpd`."
     return run_cli(bpd_main, 'ddpm_nb_bpd', argv)
+
+# %% ../nbs/10_cli.ipynb #2decb5b6
+def eval_main(
+    run:str=None,            # a run directory (every checkpoint), a checkpoint dir, or a shipped model name (required)
+    n:int=1000,              # samples per checkpoint (and test images)
+    sampler:str='ancestral', # ancestral (respaced) or ddim
+    steps:int=100,           # sampler steps
+    last:bool=False,         # score only the newest checkpoint
+    seed:int=0,              # random seed of the samples
+    device:str='auto',       # auto, cpu, cuda
+    batch_size:int=500,      # images per sampler call
+    plot:str=None,           # also draw FID against minutes into this PNG
+    json:bool=False,         # end with one JSON line
+)->dict:
+    "FID and KID of a run's checkpoints against the test set, with the step and training seconds of each."
+    if run is None: raise ValueError("a run is required: a run directory, a checkpoint directory, or a shipped model name")
+    if n < 2: raise ValueError(f"--n must be at least 2 (FID needs a covariance), got {n}")
+    if sampler not in ('ancestral', 'ddim'): raise ValueError(f"--sampler must be 'ancestral' or 'ddim', got {sampler!r}")
+    if batch_size < 1: raise ValueError(f"--batch-size must be at least 1, got {batch_size}")
+    if plot is not None: plot = _output_path(plot, ('.png',), '--plot')
+    rows = score_run(run, n=n, sampler=sampler, steps=steps, last_only=last, seed=seed, device=pick_device(device), batch_size=batch_size)
+    if plot is not None: plot_quality({str(run): rows}, plot)
+    mins = lambda r: '?' if r['elapsed'] is None else f"{r['elapsed'] / 60:.1f}"
+    lines = [f"{Path(r['ckpt']).name}: step {r['step']}, {mins(r)} min, FID {r['fid']:.2f}, KID {r['kid_mean']:.4f}" for r in rows]
+    return {'rows': rows, 'n': n, 'sampler': sampler, 'steps': steps, 'message': '\n'.join(lines)}
+
+def ddpm_nb_eval(argv:list|None=None)->int:
+    "Console script `ddpm_nb_eval`."
+    return run_cli(eval_main, 'ddpm_nb_eval', argv)

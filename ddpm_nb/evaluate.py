@@ -4,13 +4,15 @@
 
 # %% ../nbs/09_evaluate.ipynb #40abbc2b
 from __future__ import annotations
-import math
+import math, os, time
+from pathlib import Path
 import torch
 from torch import Tensor
 from .diffusion import GaussianDiffusion
 
 # %% auto #0
-__all__ = ['strata', 'bpd_stratified', 'mean_ci', 'rate_distortion', 'bits_below']
+__all__ = ['strata', 'bpd_stratified', 'mean_ci', 'rate_distortion', 'bits_below', 'reference_images', 'score_checkpoint',
+           'score_run', 'plot_quality']
 
 # %% ../nbs/09_evaluate.ipynb #71433592
 def strata(
@@ -127,3 +129,82 @@ def bits_below(
     "The share of all bits that are spent while the receiver's x̂_0 is already within `distortion` (RMSE, 0-255) of x_0."
     spent_at = rd['distortion'] < distortion                       # bits[j] is sent while x_t (t = rd['t'][j]) is known
     return (rd['bits'][spent_at].sum() / rd['total']).item()
+
+# %% ../nbs/09_evaluate.ipynb #70899698
+def _elapsed(cfg:dict)->float|None:
+    "Seconds of training behind a checkpoint: `elapsed` in its config, or the shipped weights' provenance."
+    v = cfg.get('elapsed', cfg.get('provenance', {}).get('wall_time_s'))
+    return None if v is None else float(v)
+
+def reference_images(
+    dataset:str='fashion_mnist', # a `load_images` name or path
+    n:int=1000,                  # the first n images of the split
+    split:str='test',            # which split
+)->Tensor:                       # uint8 [n, C, H, W]
+    "The reference set of the quality protocol: the first `n` images of `split`."
+    from ddpm_nb.data import load_images
+    x, _ = load_images(dataset, split=split)
+    if n > len(x): raise ValueError(f"n={n} is more than the {len(x)} images of {dataset}/{split}")
+    return x[:n]
+
+def score_checkpoint(
+    ckpt,                          # a checkpoint dir, a run dir (its newest checkpoint) or a shipped name
+    n:int=1000,                    # samples (and reference images, unless `ref` is given)
+    sampler:str='ancestral',       # 'ancestral' (respaced Algorithm 2) or 'ddim'
+    steps:int=100,                 # sampler steps
+    ref:Tensor|None=None,          # reference images (default: the first n test images of the model's dataset)
+    seed:int=0,                    # the samples' random seed
+    device='cpu',                  # where to sample and compute features
+    batch_size:int=500,            # images per sampler call
+    return_samples:bool=False,     # also return the samples (float [n, C, H, W] in [-1, 1])
+)->dict:                           # ckpt, step, elapsed, n, sampler, steps, fid, kid_mean, kid_std, seconds (, samples)
+    "FID and KID of `n` samples of a checkpoint against reference images, in the Fashion-MNIST classifier's feature space."
+    from functools import partial
+    from ddpm_nb.train import load_model, sample_images
+    from ddpm_nb.classifier import fid_kid, fmnist_features
+    t0 = time.time()
+    model, diffusion, cfg = load_model(ckpt, device=device)
+    m = cfg['model']['config']
+    if ref is None: ref = reference_images(cfg.get('dataset', {}).get('name', 'fashion_mnist'), n)
+    x = sample_images(model, diffusion, n, (m['in_ch'], m['resolution'], m['resolution']), sampler=sampler, steps=steps,
+                      generator=torch.Generator().manual_seed(seed), device=device, batch_size=batch_size)
+    r = fid_kid(x, ref, feature_fn=partial(fmnist_features, device=device))
+    out = dict(ckpt=str(ckpt), step=cfg.get('step'), elapsed=_elapsed(cfg), n=n, sampler=sampler, steps=steps,
+               fid=r['fid'], kid_mean=r['kid_mean'], kid_std=r['kid_std'], seconds=time.time() - t0)
+    if return_samples: out['samples'] = x
+    return out
+
+def score_run(
+    run,                           # a run directory (every ckpt-*), one checkpoint dir, or a shipped name
+    n:int=1000,                    # samples per checkpoint
+    sampler:str='ancestral',       # 'ancestral' or 'ddim'
+    steps:int=100,                 # sampler steps
+    last_only:bool=False,          # score only the newest checkpoint
+    **kw,                          # passed to `score_checkpoint` (seed, device, batch_size, ref)
+)->list:                           # one `score_checkpoint` dict per checkpoint, oldest first
+    "Score every checkpoint of a run: the curve of FID and KID against training steps and wall-clock seconds."
+    from ddpm_nb.train import list_checkpoints
+    p = Path(os.fspath(run)).expanduser()
+    ckpts = list_checkpoints(p) if p.is_dir() and not (p / 'config.json').exists() else [run]
+    if not ckpts: raise FileNotFoundError(f"no checkpoint in {str(p)!r}: expected ckpt-* directories")
+    if last_only: ckpts = ckpts[-1:]
+    if kw.get('ref') is None:
+        from ddpm_nb.train import load_model
+        kw['ref'] = reference_images(load_model(ckpts[-1])[2].get('dataset', {}).get('name', 'fashion_mnist'), n)
+    return [score_checkpoint(c, n=n, sampler=sampler, steps=steps, **kw) for c in ckpts]
+
+def plot_quality(
+    curves:dict,             # label -> a `score_run` list
+    path=None,               # save the figure here (PNG), if given
+    key:str='fid',           # 'fid' or 'kid_mean'
+):
+    "FID (or KID) against minutes of training, one line per run."
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    for label, rows in curves.items():
+        rows = [r for r in rows if r['elapsed'] is not None]
+        ax.plot([r['elapsed'] / 60 for r in rows], [r[key] for r in rows], 'o-', label=label)
+    ax.set_xlabel('minutes of training'); ax.set_ylabel(key.upper().replace('_MEAN', '')); ax.set_yscale('log'); ax.legend(fontsize=8)
+    ax.grid(alpha=0.3); fig.tight_layout()
+    if path is not None: fig.savefig(path, dpi=80)
+    return fig

@@ -11,11 +11,12 @@ import torch
 from torch import Tensor, nn
 
 # %% auto #0
-__all__ = ['DEFAULT_STEPS', 'CKPT_FILES', 'DIFFUSION_KEYS', 'RUN_KEYS', 'TrainConfig', 'lr_at', 'EMA', 'epoch_permutation',
-           'DataOrder', 'rank_slice', 'rng_state', 'set_rng_state', 'CheckpointError', 'list_checkpoints',
-           'latest_checkpoint', 'save_checkpoint', 'resolve_checkpoint', 'load_checkpoint', 'build_model',
-           'diffusion_config', 'build_diffusion', 'model_from_config', 'weights_dir', 'shipped_weights', 'load_model',
-           'sample_images', 'NonFiniteLossError', 'pick_device', 'make_config', 'train']
+__all__ = ['DEFAULT_STEPS', 'RECIPES', 'CKPT_FILES', 'DIFFUSION_KEYS', 'RUN_KEYS', 'TrainConfig', 'lr_at', 'EMA',
+           'epoch_permutation', 'DataOrder', 'rank_slice', 'rng_state', 'set_rng_state', 'CheckpointError',
+           'list_checkpoints', 'latest_checkpoint', 'save_checkpoint', 'resolve_checkpoint', 'load_checkpoint',
+           'build_model', 'diffusion_config', 'build_diffusion', 'model_from_config', 'weights_dir', 'shipped_weights',
+           'load_model', 'sample_images', 'NonFiniteLossError', 'pick_device', 'resolve_precision', 'make_config',
+           'train']
 
 # %% ../nbs/07_train.ipynb #eb8549ab
 DEFAULT_STEPS = 350    # about 15 minutes of the fashion_mnist preset at batch 128 on a 2-core CPU (measured below)
@@ -47,9 +48,11 @@ class TrainConfig:
     adam_eps:float=1e-8               # Adam ε
     weight_decay:float=0.0            # no weight decay in the paper
     warmup:int|None=None              # linear lr warm-up steps; None: min(5000, steps // 10)
+    lr_schedule:str='constant'        # after warm-up: 'constant' (the paper) or 'cosine' (to zero at the end of the run: `steps`, or `minutes`)
     grad_clip:float=1.0               # clip the global gradient norm (0 turns it off)
     ema_decay:float=0.9999            # EMA decay
     ema_warmup:bool=True              # decay_n = min(decay, (1+n)/(10+n)) so short runs get a usable EMA
+    ema_power:float|None=None         # a power-function EMA instead, d_n = (1 - 1/(n+1))^(1+γ): averages a fixed fraction of any run
     seed:int=0                        # seeds the weights, the data order, t, ε, flips and dropout
     # bookkeeping
     out:str='runs/fashion_mnist'      # run directory: checkpoints, metrics.jsonl, samples
@@ -62,9 +65,10 @@ class TrainConfig:
     sample_steps:int|None=50          # sampler steps for the grids (None: T)
     # the machine
     device:str='auto'                 # 'auto', 'cpu', 'cuda', 'cuda:1', ...
-    precision:str='fp32'              # 'fp32', 'bf16' or 'fp16' (autocast; fp16 with a GradScaler)
+    precision:str='auto'              # 'auto' (bf16 where it is fast: CUDA, CPUs with AMX/AVX512-BF16; else fp32), 'fp32', 'bf16', 'fp16'
     compile:bool=False                # torch.compile the network
     deterministic:bool=True           # torch.use_deterministic_algorithms on CPU (bit-identical resume)
+    recipe:str='paper'                # the recipe these values came from (`TrainConfig.from_recipe`): 'paper' or 'fast'
 
     def __post_init__(self):
         if isinstance(self.adam_betas, list): self.adam_betas = tuple(self.adam_betas)
@@ -73,7 +77,10 @@ class TrainConfig:
             if not isinstance(v, int) or isinstance(v, bool) or v < (0 if k == 'steps' else 1):
                 raise ValueError(f"TrainConfig.{k} must be a positive integer, got {v!r}")
         if not isinstance(self.sample_every, int) or self.sample_every < 0: raise ValueError(f"TrainConfig.sample_every must be an integer >= 0 (0: off), got {self.sample_every!r}")
-        if self.precision not in ('fp32', 'bf16', 'fp16'): raise ValueError(f"TrainConfig.precision must be 'fp32', 'bf16' or 'fp16', got {self.precision!r}")
+        if self.precision not in ('auto', 'fp32', 'bf16', 'fp16'): raise ValueError(f"TrainConfig.precision must be 'auto', 'fp32', 'bf16' or 'fp16', got {self.precision!r}")
+        if self.lr_schedule not in ('constant', 'cosine'): raise ValueError(f"TrainConfig.lr_schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}")
+        if self.ema_power is not None and not self.ema_power > 0: raise ValueError(f"TrainConfig.ema_power must be > 0 or None, got {self.ema_power!r}")
+        if self.recipe not in RECIPES: raise ValueError(f"TrainConfig.recipe must be one of {', '.join(RECIPES)}, got {self.recipe!r}")
         if self.sampler not in ('ddim', 'ancestral'): raise ValueError(f"TrainConfig.sampler must be 'ddim' or 'ancestral', got {self.sampler!r}")
         if not self.lr > 0: raise ValueError(f"TrainConfig.lr must be > 0, got {self.lr!r}")
         if self.minutes is not None and not self.minutes > 0: raise ValueError(f"TrainConfig.minutes must be > 0 or None, got {self.minutes!r}")
@@ -92,38 +99,63 @@ class TrainConfig:
         if bad: raise ValueError(f"unknown TrainConfig field(s) {', '.join(bad)}; known: {', '.join(sorted(names))}")
         return cls(**d)
 
+    @classmethod
+    def from_recipe(cls, recipe:str='fast', **kw)->TrainConfig:
+        "A config with the values of `RECIPES[recipe]`, then `kw` on top."
+        if recipe not in RECIPES: raise ValueError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
+        return cls(**{**RECIPES[recipe], **kw, 'recipe': recipe})
+
+# What differs from the dataclass defaults (the paper's). 'fast': chosen by FID after a 15-minute CPU budget (14_quality).
+RECIPES = {
+    'paper': {},
+    'fast': dict(steps=100_000, batch_size=32, lr=1e-3, warmup=100, lr_schedule='cosine', ema_power=7.0, model={'dropout': 0.0}),
+}
+
 # %% ../nbs/07_train.ipynb #7d2d967c
-def lr_at(step:int, lr:float, warmup:int)->float:
-    "Learning rate at 0-based optimizer step `step`: linear warm-up over `warmup` steps to `lr`, then constant."
-    return lr if warmup <= 0 else lr * min(1.0, (step + 1) / warmup)
+def lr_at(
+    step:int,                # 0-based optimizer step
+    lr:float,                # the peak learning rate
+    warmup:int,              # linear warm-up steps
+    schedule:str='constant', # after warm-up: 'constant' or 'cosine'
+    progress:float=0.0,      # fraction of the run done, in [0, 1] (for 'cosine')
+)->float:
+    "Learning rate at `step`: linear warm-up over `warmup` steps, times 1 or a cosine from 1 at `progress` 0 to 0 at 1."
+    w = 1.0 if warmup <= 0 else min(1.0, (step + 1) / warmup)
+    return lr * w * (0.5 * (1 + math.cos(math.pi * min(max(progress, 0.0), 1.0))) if schedule == 'cosine' else 1.0)
 
 # %% ../nbs/07_train.ipynb #7eb7d8a5
 class EMA:
     "An exponential moving average of a model's parameters, kept in a frozen copy `self.model`."
     def __init__(self,
-        model:nn.Module,    # the model being trained (its parameters are copied)
-        decay:float=0.9999, # the target decay d
-        warmup:bool=True,   # use d_n = min(d, (1+n)/(10+n))
+        model:nn.Module,       # the model being trained (its parameters are copied)
+        decay:float=0.9999,    # the target decay d
+        warmup:bool=True,      # use d_n = min(d, (1+n)/(10+n))
+        power:float|None=None, # γ of a power-function EMA, d_n = (1 - 1/(n+1))^(1+γ) (then `decay` and `warmup` are unused)
     ):
         if not 0.0 <= decay < 1.0: raise ValueError(f"EMA decay must lie in [0, 1), got {decay!r}")
+        if power is not None and not power > 0: raise ValueError(f"EMA power must be > 0 or None, got {power!r}")
         self.model = copy.deepcopy(model).eval().requires_grad_(False)
-        self.decay, self.warmup, self.num_updates = decay, warmup, 0
+        self.decay, self.warmup, self.power, self.num_updates = decay, warmup, power, 0
 
     def current_decay(self)->float:
         "The decay the next `update` will use."
         n = self.num_updates
+        if self.power is not None: return (1 - 1 / (n + 1)) ** (1 + self.power)
         return min(self.decay, (1 + n) / (10 + n)) if self.warmup else self.decay
 
     @torch.no_grad()
     def update(self, model:nn.Module):
         "One EMA step towards `model`'s current parameters: θ̄ ← d θ̄ + (1-d) θ."
         d = self.current_decay()
-        for e, p in zip(self.model.parameters(), model.parameters(), strict=True): e.lerp_(p.detach().to(e.dtype), 1.0 - d)
+        ps = [p.detach().to(e.dtype) for e, p in zip(self.model.parameters(), model.parameters(), strict=True)]
+        torch._foreach_lerp_(list(self.model.parameters()), ps, 1.0 - d)
         for e, b in zip(self.model.buffers(), model.buffers(), strict=True): e.copy_(b)
         self.num_updates += 1
 
-    def state_dict(self)->dict: return {'decay': self.decay, 'warmup': self.warmup, 'num_updates': self.num_updates}
-    def load_state_dict(self, d:dict): self.decay, self.warmup, self.num_updates = float(d['decay']), bool(d['warmup']), int(d['num_updates'])
+    def state_dict(self)->dict: return {'decay': self.decay, 'warmup': self.warmup, 'power': self.power, 'num_updates': self.num_updates}
+    def load_state_dict(self, d:dict):
+        self.decay, self.warmup, self.num_updates = float(d['decay']), bool(d['warmup']), int(d['num_updates'])
+        self.power = None if d.get('power') is None else float(d['power'])
 
 # %% ../nbs/07_train.ipynb #afdac382
 def epoch_permutation(n:int, seed:int, epoch:int)->Tensor:
@@ -389,6 +421,23 @@ def pick_device(name:str='auto', local_rank:int=0)->torch.device:
     if name not in ('cpu', 'cuda') and not name.startswith('cuda:'): raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {name!r}")
     return torch.device(f'cuda:{local_rank}' if name == 'cuda' else name)
 
+def _cpu_flags()->set:
+    try: return set(next(l for l in Path('/proc/cpuinfo').read_text().splitlines() if l.startswith('flags')).split(':', 1)[1].split())
+    except (OSError, StopIteration): return set()
+
+def resolve_precision(
+    precision:str,          # 'auto', 'fp32', 'bf16' or 'fp16'
+    device:torch.device,    # where the run trains
+)->tuple:                   # (precision to use, why)
+    "Pick the autocast precision: 'auto' is bf16 where the hardware does bf16 matrix work natively, fp32 elsewhere."
+    if precision != 'auto': return precision, 'asked for'
+    if device.type == 'cuda':
+        ok = torch.cuda.is_bf16_supported()
+        return ('bf16', 'CUDA device with bf16 support') if ok else ('fp32', 'this CUDA device has no fast bf16')
+    native = sorted(_cpu_flags() & {'amx_bf16', 'avx512_bf16'})
+    if native: return 'bf16', f"CPU with {'/'.join(native)}"
+    return 'fp32', 'this CPU has no AMX/AVX512-BF16, where bf16 autocast is emulated and several times slower than fp32'
+
 def _read_jsonl(path:Path)->list[dict]:
     rows = []
     if path.exists():
@@ -404,10 +453,10 @@ def _truncate_jsonl(path:Path, step:int):
     tmp = path.with_name(path.name + '.tmp')
     tmp.write_text(''.join(json.dumps(r) + '\n' for r in rows)); _fsync_file(tmp); os.replace(tmp, path)
 
-def make_config(cfg:TrainConfig, model:nn.Module, data_info:dict)->dict:
-    "The contents of config.json: model (class + constructor args), diffusion, train config, dataset."
+def make_config(cfg:TrainConfig, model:nn.Module, data_info:dict, machine:dict|None=None)->dict:
+    "The contents of config.json: model (class + constructor args), diffusion, train config, dataset, the machine's choices."
     return {'format': 'ddpm_nb-checkpoint-1', 'model': {'class': type(model).__name__, 'config': model.config},
-            'diffusion': diffusion_config(cfg), 'train': cfg.to_dict(), 'dataset': data_info}
+            'diffusion': diffusion_config(cfg), 'train': cfg.to_dict(), 'dataset': data_info, 'machine': machine or {}}
 
 # %% ../nbs/07_train.ipynb #b92de9bf
 def _load_data(cfg:TrainConfig, images:Tensor|None):
@@ -450,6 +499,10 @@ def train(
             raise FileExistsError(f"{str(out)!r} already holds checkpoints; pass --resume (resume=True) to continue that run, or choose another --out")
         device = pick_device(cfg.device, local_rank)
         if cfg.precision == 'fp16' and device.type != 'cuda': raise ValueError("precision 'fp16' needs a CUDA device; use 'bf16' or 'fp32' on the CPU")
+        prec, why = resolve_precision(cfg.precision, device)
+        machine = {'device': str(device), 'precision': prec, 'precision_why': why, 'torch': torch.__version__, 'threads': torch.get_num_threads(),
+                   'cpu_flags': sorted(_cpu_flags() & {'avx2', 'avx512f', 'avx512_bf16', 'amx_bf16', 'amx_tile'})}
+        cfg = dataclasses.replace(cfg, precision=prec)
         if cfg.warmup is None: cfg = dataclasses.replace(cfg, warmup=cfg.warmup_steps)   # freeze it, so a resume with more steps keeps the schedule
         if cfg.random_flip is None: cfg = dataclasses.replace(cfg, random_flip=default_flip(cfg.dataset))
         images = _load_data(cfg, images)
@@ -463,12 +516,14 @@ def train(
         if model.config.get('in_ch', C) != C or model.config.get('resolution', H) != H:
             raise ValueError(f"preset {cfg.preset!r} expects {model.config.get('in_ch')}x{model.config.get('resolution')}px images, the data are {C}x{H}x{W}")
         diffusion = build_diffusion(diffusion_config(cfg))
-        ema = EMA(model, cfg.ema_decay, cfg.ema_warmup)
+        ema = EMA(model, cfg.ema_decay, cfg.ema_warmup, cfg.ema_power)
         gen = torch.Generator().manual_seed(cfg.seed + 1)         # t, ε and flips, shared by all ranks
         torch.manual_seed(cfg.seed + 2 + rank)                    # dropout: each rank its own stream
         if device.type == 'cuda': torch.cuda.manual_seed(cfg.seed + 2 + rank)
         model.to(device); ema.model.to(device)
-        opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=tuple(cfg.adam_betas), eps=cfg.adam_eps, weight_decay=cfg.weight_decay)
+        if device.type == 'cuda': images = images.to(device)           # the whole uint8 dataset on the GPU: no copies per step
+        opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=tuple(cfg.adam_betas), eps=cfg.adam_eps, weight_decay=cfg.weight_decay,
+                               fused=True)                    # one kernel for all parameters, on the CPU as on a GPU (13_benchmarks)
         scaler = torch.amp.GradScaler('cuda', enabled=cfg.precision == 'fp16')
         step, elapsed0, last_loss = 0, 0.0, None
         if ck is not None:
@@ -489,7 +544,7 @@ def train(
             net = DDP(model, device_ids=[device.index] if device.type == 'cuda' else None)
         fwd = torch.compile(net) if cfg.compile else net
         return _loop(cfg, images, model, net, fwd, ema, diffusion, opt, scaler, gen, order, sl, step, elapsed0, last_loss,
-                     device, rank, world, out, make_config(cfg, model, data_info), progress, tqdm, to_model_range, random_flip, save_image_grid)
+                     device, rank, world, out, make_config(cfg, model, data_info, machine), progress, tqdm, to_model_range, random_flip, save_image_grid)
     finally:
         if we_init: dist.destroy_process_group()
 
@@ -519,7 +574,7 @@ def _loop(cfg, images, model, net, fwd, ema, diffusion, opt, scaler, gen, order,
         state = {'step': step, 'optimizer': opt.state_dict(), 'scaler': scaler.state_dict() if scaler.is_enabled() else {},
                  'ema': ema.state_dict(), 'data': order.state_dict(), 'rng': rngs,
                  'metrics': {'elapsed': elapsed0 + time.time() - t_start, 'last_loss': last_loss}}
-        return save_checkpoint(out, step, config, model.state_dict(), ema.model.state_dict(), state, keep=cfg.keep)
+        return save_checkpoint(out, step, dict(config, elapsed=state['metrics']['elapsed']), model.state_dict(), ema.model.state_dict(), state, keep=cfg.keep)
 
     def grid(path, n):
         with torch.random.fork_rng(devices=[device] if device.type == 'cuda' else []):
@@ -528,9 +583,17 @@ def _loop(cfg, images, model, net, fwd, ema, diffusion, opt, scaler, gen, order,
         save_image_grid(x, path, nrow=max(1, int(math.sqrt(n))))
         return path
 
-    t_start = time.time(); t_log = time.perf_counter(); n_log = 0; loss_acc = 0.0; gn = torch.zeros(())
+    t_start = time.time(); t_log = time.perf_counter(); n_log = 0; loss_acc = torch.zeros((), device=device); gn = torch.zeros(())
     last_loss, ckpt, stopped = last_loss0, latest_checkpoint(out), 'done'
     bar = tqdm(total=cfg.steps, initial=step, disable=not progress or rank != 0, dynamic_ncols=True, desc='train')
+
+    def checked(lval):
+        "The loss as a float, or stop: on a GPU this is the one host sync, done only when a number is needed."
+        v = lval.item()
+        if not math.isfinite(v):
+            raise NonFiniteLossError(f"the loss became {v} {'at' if device.type != 'cuda' else 'by'} step {step + 1}; stopped. The last good checkpoint is "
+                                     f"{str(ckpt) if ckpt else 'none (no checkpoint written yet)'}; try a lower --lr" + (" or --precision fp32" if amp is not None else ''))
+        return v
     try:
         while step < cfg.steps:
             idx = order.next()
@@ -539,7 +602,9 @@ def _loop(cfg, images, model, net, fwd, ema, diffusion, opt, scaler, gen, order,
             t = torch.randint(0, T, (B,), generator=gen)
             noise = torch.randn(x.shape, generator=gen)
             x, t, noise = (v[sl].to(device, non_blocking=True) for v in (x, t, noise))
-            lr = lr_at(step, cfg.lr, cfg.warmup_steps)
+            done = step / cfg.steps
+            if cfg.minutes is not None: done = max(done, (time.time() - t_start) / (60 * cfg.minutes))
+            lr = lr_at(step, cfg.lr, cfg.warmup_steps, cfg.lr_schedule, done)
             for g_ in opt.param_groups: g_['lr'] = lr
             net.train()
             with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
@@ -548,29 +613,29 @@ def _loop(cfg, images, model, net, fwd, ema, diffusion, opt, scaler, gen, order,
             scaler.scale(loss).backward()
             lval = loss.detach()
             if world > 1: dist.all_reduce(lval); lval = lval / world
-            lval = lval.item()
-            if not math.isfinite(lval):
-                raise NonFiniteLossError(f"the loss became {lval} at step {step + 1}; stopped. The last good checkpoint is "
-                                         f"{str(ckpt) if ckpt else 'none (no checkpoint written yet)'}; try a lower --lr" + (" or --precision fp32" if amp is not None else ''))
+            if device.type != 'cuda': last_loss = checked(lval)        # the CPU stops before a bad step; a GPU at the next sync
             scaler.unscale_(opt)
             gn = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip if cfg.grad_clip > 0 else float('inf'))
             scaler.step(opt); scaler.update()
             ema.update(model)
-            step += 1; last_loss = lval; loss_acc += lval; n_log += 1
+            step += 1; loss_acc += lval; n_log += 1
             if rank == 0 and (step % cfg.log_every == 0 or step == cfg.steps):
                 now = time.perf_counter(); ips = n_log * B / max(now - t_log, 1e-9)
-                row = {'step': step, 'epoch': order.epoch, 'loss': loss_acc / n_log, 'lr': lr, 'grad_norm': float(gn),
+                last_loss = checked(lval)
+                row = {'step': step, 'epoch': order.epoch, 'loss': loss_acc.item() / n_log, 'lr': lr, 'grad_norm': float(gn),
                        'img_per_s': ips, 'time': elapsed0 + time.time() - t_start}
                 with open(out / 'metrics.jsonl', 'a') as f: f.write(json.dumps(row) + '\n')
                 bar.set_postfix(loss=f'{row["loss"]:.4f}', img_s=f'{ips:.0f}', refresh=False)
-                t_log, n_log, loss_acc = now, 0, 0.0
+                t_log, n_log, loss_acc = now, 0, torch.zeros((), device=device)
             bar.update(1)
             code = 2 if stop['signal'] is not None else 1 if cfg.minutes is not None and time.time() - t_start > 60 * cfg.minutes else 0
             if world > 1:                                   # every rank must agree to stop at the same step
                 c = torch.tensor([code], device=device if dist.get_backend() == 'nccl' else 'cpu')
                 dist.all_reduce(c, op=dist.ReduceOp.MAX); code = int(c.item())
             if code: stopped = 'signal' if code == 2 else 'time'
-            if step % cfg.save_every == 0 or step == cfg.steps or code: ckpt = save(step, last_loss) or ckpt
+            if step % cfg.save_every == 0 or step == cfg.steps or code:
+                last_loss = checked(lval)                       # never save weights a NaN has reached
+                ckpt = save(step, last_loss) or ckpt
             if code: break
             if cfg.sample_every and step % cfg.sample_every == 0 and rank == 0:
                 grid(out / 'samples' / f'step_{step:07d}.png', cfg.sample_n)

@@ -1,0 +1,48 @@
+"""Training throughput of the recipe ablation's network/batch shapes on this CPU, through `ddpm_nb.train.train` itself.
+
+Writes {speed_key: img/s} (the steady-state median of the metrics rows after the first) for `quality_ablation.py`, and the
+fp32-vs-bf16 comparison behind `--precision auto`. Run it on an otherwise idle machine; it records the load average.
+
+    python bench/cpu_speed.py --seconds 40 --json bench/results/cpu_img_s.json
+"""
+from __future__ import annotations
+import argparse, json, os, statistics, tempfile, time
+from pathlib import Path
+import torch
+
+SHAPES = {  # speed_key: (batch_size, model overrides)
+    'bs32-ch32-attn1': (32, {}), 'bs16-ch32-attn1': (16, {}), 'bs64-ch32-attn1': (64, {}), 'bs128-ch32-attn1': (128, {}),
+    'bs32-ch32-attn0': (32, {'attn_resolutions': []}), 'bs32-ch48-attn1': (32, {'ch': 48, 'num_groups': 16}),
+    'bs32-ch24-attn0': (32, {'ch': 24, 'attn_resolutions': [], 'num_groups': 8}),
+}
+
+def measure(batch, model, precision, seconds, images):
+    from ddpm_nb.train import TrainConfig, train
+    out = Path(tempfile.mkdtemp()) / 'run'
+    cfg = TrainConfig.from_recipe('fast', batch_size=batch, model={'dropout': 0.0, **model}, minutes=seconds / 60, out=str(out),
+                                  log_every=5, save_every=10**6, precision=precision, device='cpu', sample_n=1, sample_steps=1)
+    train(cfg, images=images, progress=False)
+    rows = [json.loads(l) for l in (out / 'metrics.jsonl').read_text().splitlines()][1:]
+    return statistics.median(r['img_per_s'] for r in rows) if rows else float('nan')
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument('--seconds', type=float, default=40)
+    ap.add_argument('--json', default='bench/results/cpu_img_s.json')
+    ap.add_argument('--only', default=None)
+    a = ap.parse_args(argv)
+    from ddpm_nb.data import load_images
+    images = load_images('fashion_mnist', 'train')[0][:8192]
+    res = {'_meta': {'date': time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()), 'threads': torch.get_num_threads(),
+                     'loadavg_start': list(os.getloadavg()), 'torch': torch.__version__, 'seconds_each': a.seconds}}
+    keys = a.only.split(',') if a.only else list(SHAPES)
+    for k in keys:
+        b, m = SHAPES[k]
+        res[k] = measure(b, m, 'fp32', a.seconds, images)
+        print(f'{k}: {res[k]:.1f} img/s (fp32)', flush=True)
+    res['_bf16'] = {'bs32-ch32-attn1': measure(32, {}, 'bf16', a.seconds, images)}
+    print(f"bs32-ch32-attn1: {res['_bf16']['bs32-ch32-attn1']:.1f} img/s (bf16 autocast)", flush=True)
+    res['_meta']['loadavg_end'] = list(os.getloadavg())
+    Path(a.json).write_text(json.dumps(res, indent=1))
+
+if __name__ == '__main__': main()
