@@ -472,7 +472,7 @@ def bench_gpu(a, device, log):
                 'ddpm_nb bf16+channels_last': dict(cl=True, bf16=True, compile=False, opt='fused')}
     if a.compile: variants['ddpm_nb bf16+channels_last+compile'] = dict(cl=True, bf16=True, compile=True, opt='fused')
     variants.update({'diffusers fp32 (tf32 matmul)': dict(diffusers=True, bf16=False), 'diffusers bf16 autocast': dict(diffusers=True, bf16=True)})
-    for name, v in variants.items():
+    for name, v in (variants if 'gputrain' not in a.skip else {}).items():
         torch.manual_seed(0)
         m = UNet.from_preset(P).to(device)
         if v.get('diffusers'):

@@ -403,12 +403,13 @@ class NonFiniteLossError(RuntimeError):
 
 RUN_KEYS = ('steps', 'minutes', 'save_every', 'keep', 'log_every', 'sample_every', 'sample_n', 'sampler', 'sample_steps', 'device', 'precision', 'compile', 'deterministic', 'out')
 
-def _dist_info():
+def _dist_info(device:str='auto'):
     import torch.distributed as dist
     if dist.is_available() and dist.is_initialized(): return dist.get_rank(), dist.get_world_size(), int(os.environ.get('LOCAL_RANK', 0)), False
-    world = int(os.environ.get('WORLD_SIZE', 1))
-    if world > 1:   # launched by torchrun: join the process group
-        backend = 'nccl' if torch.cuda.is_available() and os.environ.get('DDPM_NB_BACKEND', '') != 'gloo' else 'gloo'
+    world, local_rank = int(os.environ.get('WORLD_SIZE', 1)), int(os.environ.get('LOCAL_RANK', 0))
+    if world > 1:   # launched by torchrun: join the process group (NCCL only when this rank trains on a GPU of its own)
+        on_gpu = device != 'cpu' and torch.cuda.is_available() and local_rank < torch.cuda.device_count()
+        backend = 'nccl' if on_gpu and os.environ.get('DDPM_NB_BACKEND', '') != 'gloo' else 'gloo'
         if backend == 'nccl': torch.cuda.set_device(int(os.environ.get('LOCAL_RANK', 0)))
         dist.init_process_group(backend)
         return dist.get_rank(), dist.get_world_size(), int(os.environ.get('LOCAL_RANK', 0)), True
@@ -486,7 +487,7 @@ def train(
     import torch.distributed as dist
     from tqdm.auto import tqdm
     from ddpm_nb.data import to_model_range, random_flip, save_image_grid, default_flip
-    rank, world, local_rank, we_init = _dist_info()
+    rank, world, local_rank, we_init = _dist_info(cfg.device)
     out = Path(cfg.out)
     try:
         ck = None
