@@ -12,6 +12,8 @@ from torch import Tensor
 __all__ = ['BETA_SCHEDULES', 'get_beta_schedule', 'check_betas', 'Schedule', 'extract', 'check_timesteps']
 
 # %% ../nbs/00_schedules.ipynb #974f57cf
+import operator
+
 def _warmup_beta(beta_start, beta_end, T, frac):
     betas = beta_end * torch.ones(T, dtype=torch.float64)
     n = int(T * frac)
@@ -25,18 +27,39 @@ def _cosine_betas(T, s=0.008, max_beta=0.999):
     return (1 - abar[1:] / abar[:-1]).clamp(max=max_beta)
 
 BETA_SCHEDULES = ('linear', 'quad', 'const', 'jsd', 'warmup10', 'warmup50', 'cosine', 'sigmoid')
+_USES = {n: ('beta_start', 'beta_end') for n in BETA_SCHEDULES} | {'const': ('beta_end',), 'jsd': (), 'cosine': ()}
+_OPTIONS = {'cosine': ('s', 'max_beta'), 'jsd': ('max_beta',)}
+_DEFAULTS = dict(beta_start=1e-4, beta_end=0.02)
+
+def _check_args(name, T, beta_start, beta_end, kw):
+    "T as an int, or a clear error for a bad T, an unknown option, or a β endpoint the schedule would ignore."
+    if isinstance(T, bool) or not isinstance(T, int) and not hasattr(T, '__index__'):
+        raise TypeError(f"T must be an integer number of steps >= 1, got {T!r} ({type(T).__name__}); pass e.g. T=1000")
+    T = operator.index(T)
+    if T < 1: raise ValueError(f"T must be an integer >= 1, got {T!r}")
+    bad = sorted(set(kw) - set(_OPTIONS.get(name, ())))
+    if bad:
+        opts = ', '.join(_OPTIONS.get(name, ())) or 'none'
+        raise TypeError(f"get_beta_schedule({name!r}) got unexpected keyword argument(s) {', '.join(bad)}; "
+                        f"the {name} schedule's own options: {opts}")
+    for arg, val in (('beta_start', beta_start), ('beta_end', beta_end)):
+        if arg not in _USES[name] and val != _DEFAULTS[arg]:
+            what = 'it is defined through ᾱ_t' if name == 'cosine' else 'β_t = 1/(T-t+1)' if name == 'jsd' else 'its constant is beta_end'
+            raise ValueError(f"{arg}={val!r} is not used by the {name!r} schedule ({what}); leave {arg} at its default "
+                             f"or pick a schedule that uses it ({', '.join(n for n in BETA_SCHEDULES if arg in _USES[n])})")
+    return T
 
 def get_beta_schedule(
     name:str,              # one of `BETA_SCHEDULES`
     T:int,                 # number of diffusion steps
     beta_start:float=1e-4, # β_1 for linear, quad, warmup, sigmoid
     beta_end:float=0.02,   # β_T for linear, quad, warmup, sigmoid; the constant for const
-    **kw,                  # schedule-specific: `s`, `max_beta` for cosine
+    **kw,                  # schedule-specific: `s`, `max_beta` for cosine; `max_beta` for jsd
 )->Tensor:                 # betas, float64, shape [T]
     "The β schedule `name` with `T` steps, as float64 betas in (0, 1)."
     if name not in BETA_SCHEDULES:
         raise ValueError(f"unknown beta schedule {name!r}: expected one of {', '.join(BETA_SCHEDULES)}")
-    if not isinstance(T, int) or T < 1: raise ValueError(f"T must be an integer >= 1, got {T!r}")
+    T = _check_args(name, T, beta_start, beta_end, kw)
     f64 = dict(dtype=torch.float64)
     if   name == 'linear': betas = torch.linspace(beta_start, beta_end, T, **f64)
     elif name == 'quad': betas = torch.linspace(beta_start ** 0.5, beta_end ** 0.5, T, **f64) ** 2
