@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_data.ipynb #16c914d5
 from __future__ import annotations
-import contextlib, gzip, io, math, os, re, socket, struct, threading
+import contextlib, gzip, io, math, os, re, socket, struct, threading, warnings
 from pathlib import Path
 from urllib.parse import urlparse
 import numpy as np
@@ -86,7 +86,9 @@ def read_idx(
     return np.frombuffer(raw, dtype=dt, count=n, offset=off).reshape(shape).astype(dt.newbyteorder('='))
 
 # %% ../nbs/06_data.ipynb #c6ce5250
-_GRAY_MODES = {'1', 'L', 'LA', 'I', 'I;16', 'I;16L', 'I;16B', 'I;16N', 'F', 'La'}
+_SIXTEEN_BIT = ('I;16', 'I;16L', 'I;16B', 'I;16N')                      # unsigned 16-bit grey, either byte order
+_COLOR_MODES = ('RGB', 'RGBA', 'RGBX', 'RGBa', 'P', 'PA', 'YCbCr', 'LAB', 'HSV')
+_DECODE_ERRORS = (OSError, SyntaxError, EOFError, ValueError, struct.error)   # what PIL raises for a broken file
 
 def _as_size(size):
     if size is None: return None
@@ -94,36 +96,88 @@ def _as_size(size):
     if len(hw) != 2 or min(hw) < 1: raise ValueError(f"size must be an int or (H, W) with positive entries, got {size!r}")
     return hw
 
-def _pil_to_array(im, size=None):
-    "A PIL image as uint8 [H, W] (grayscale) or [H, W, 3]."
-    if im.mode not in ('L', 'RGB'):
-        if im.mode in _GRAY_MODES: im = im.convert('L')
-        else: im = (im.convert('RGBA') if im.mode in ('P', 'PA') else im).convert('RGB')
-    if size is not None and im.size != (size[1], size[0]): im = im.resize((size[1], size[0]), PIL.Image.BICUBIC)
-    return np.asarray(im)
+def _from_16bit(a, name):
+    "uint16 levels 0..65535 -> uint8 by round(v/257): 0 -> 0, 65535 -> 255, each 8-bit level the centre of its bin."
+    a = np.asarray(a)
+    if a.size and (a.min() < 0 or a.max() > 65535):
+        raise ValueError(f"{name}: a 16-bit image with values in [{a.min()}, {a.max()}], outside 0..65535; convert it to 8-bit first")
+    return ((a.astype(np.uint32) + 128) // 257).astype(np.uint8)
 
-def _stack_images(arrays, source, size=None)->Tensor:
+def _to_uint8(im, name)->np.ndarray:
+    "A PIL image of any mode as uint8 [H, W] (grey modes) or [H, W, 3]; what has no defined 8-bit meaning is refused."
+    m = im.mode
+    if m in ('L', 'RGB'): return np.asarray(im)
+    if m in ('1', 'LA'): return np.asarray(im.convert('L'))             # 1: 0/255; LA: the grey level, alpha dropped
+    if m in _SIXTEEN_BIT: return _from_16bit(im, name)
+    if m == 'I':                                                        # 32-bit integers: 16-bit data only where the format says so
+        if im.format in ('PNG', 'PPM'): return _from_16bit(im, name)    # 16-bit PNG (older Pillow), 16-bit PGM (scaled to 0..65535 by PIL)
+        raise ValueError(f"{name}: a 32-bit integer image (PIL mode I, {im.format or 'unknown'} format) has no fixed white level; "
+                         f"convert it to an 8- or 16-bit PNG first")
+    if m == 'F':
+        a = np.asarray(im, dtype=np.float64)
+        if not np.isfinite(a).all() or (a.size and (a.min() < 0 or a.max() > 1)):
+            what = 'NaN or inf values' if not np.isfinite(a).all() else f"values in [{a.min():.4g}, {a.max():.4g}]"
+            raise ValueError(f"{name}: a floating-point image (PIL mode F) with {what}; float images are read as [0, 1]: "
+                             f"scale it to [0, 1] or convert it to 8-bit first")
+        return np.round(a * 255).astype(np.uint8)
+    if m == 'CMYK':                                                     # R = 255·(1 − C/255)(1 − K/255), rounded, and so on
+        a = np.asarray(im).astype(np.uint32)
+        return (((255 - a[..., :3]) * (255 - a[..., 3:]) + 127) // 255).astype(np.uint8)
+    if m in _COLOR_MODES: return np.asarray((im.convert('RGBA') if m in ('P', 'PA') else im).convert('RGB'))   # alpha dropped
+    raise ValueError(f"{name}: PIL mode {m!r} is not one this loader converts to 8 bits "
+                     f"(1, L, LA, P, RGB, RGBA, CMYK, YCbCr, 16-bit grey, float in [0, 1]); convert the file to an 8-bit PNG first")
+
+def _pil_to_array(im, size=None, name='image'):
+    "A PIL image as uint8 [H, W] (grayscale) or [H, W, 3], resized to `size` (H, W) if given."
+    a = _to_uint8(im, name)
+    if size is not None and a.shape[:2] != tuple(size): a = np.asarray(PIL.Image.fromarray(a).resize((size[1], size[0]), PIL.Image.BICUBIC))
+    return a
+
+def _stack_images(arrays, source, size=None, names=None)->Tensor:
     "Arrays [H, W] or [H, W, 3] of one size -> uint8 [N, C, H, W]; a clear error where sizes differ."
     if not arrays: raise ValueError(f"{source}: no images found")
     if any(a.ndim == 3 for a in arrays): arrays = [a if a.ndim == 3 else np.repeat(a[..., None], 3, -1) for a in arrays]
     hw0 = arrays[0].shape[:2]
     bad = next((i for i, a in enumerate(arrays) if a.shape[:2] != hw0), None)
     if bad is not None:
-        n = len({a.shape[:2] for a in arrays})
-        raise ValueError(f"{source}: images differ in size (image 0 is {hw0[0]}x{hw0[1]}, image {bad} is "
-                         f"{arrays[bad].shape[0]}x{arrays[bad].shape[1]}; {n} sizes in all); pass size=(H, W) to resize them all")
+        n, nm = len({a.shape[:2] for a in arrays}), (names or [f'image {i}' for i in range(len(arrays))])
+        raise ValueError(f"{source}: images differ in size ({nm[0]} is {hw0[0]}x{hw0[1]}, {nm[bad]} is "
+                         f"{arrays[bad].shape[0]}x{arrays[bad].shape[1]}; {n} sizes in all); resize them all with "
+                         f"size=(H, W) in load_images, or --image-size on the command line")
     x = np.stack(arrays)
     x = x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2)
     return torch.from_numpy(np.ascontiguousarray(x, dtype=np.uint8))
 
-def _decode_files(items, source, size=None)->Tensor:
-    "Encoded images (bytes or paths) -> uint8 [N, C, H, W]."
+def _bomb_message(name, e):
+    m = re.search(r'\((\d+) pixels\)', str(e))
+    return (f"{name}: {f'{int(m.group(1)):,} pixels is' if m else 'the image is'} over PIL's decompression-bomb limit of "
+            f"{PIL.Image.MAX_IMAGE_PIXELS:,} pixels, so it was not decoded; if you trust the file, raise PIL.Image.MAX_IMAGE_PIXELS "
+            f"before loading, otherwise remove it from the dataset")
+
+def _decode_one(data:bytes, name, size=None)->np.ndarray:
+    "Decode one encoded image; a broken file or a decompression bomb is a ValueError naming `name`."
+    try:
+        im = PIL.Image.open(io.BytesIO(data)); im.load()
+    except (PIL.Image.DecompressionBombError, PIL.Image.DecompressionBombWarning) as e: raise ValueError(_bomb_message(name, e)) from None
+    except PIL.UnidentifiedImageError:
+        raise ValueError(f"{name}: not an image PIL can read (empty, an unknown format, or a corrupt header); "
+                         f"replace it with a good copy or remove it from the dataset") from None
+    except _DECODE_ERRORS as e:
+        raise ValueError(f"{name}: cannot decode it ({str(e).splitlines()[0] if str(e) else type(e).__name__}): the file is "
+                         f"truncated or corrupt; replace it with a good copy or remove it from the dataset") from None
+    with im: return _pil_to_array(im, size, name)
+
+def _decode_files(items, source, size=None, names=None)->Tensor:
+    "Encoded images (bytes or paths) -> uint8 [N, C, H, W]; `names` say which image is which in messages."
     size = _as_size(size)
+    names = names or [str(it) if isinstance(it, (str, os.PathLike)) else f"{source}, image {i}" for i, it in enumerate(items)]
     out = []
-    for it in items:
-        with PIL.Image.open(io.BytesIO(it) if isinstance(it, (bytes, bytearray, memoryview)) else it) as im:
-            out.append(_pil_to_array(im, size))
-    return _stack_images(out, source, size)
+    with warnings.catch_warnings():
+        warnings.simplefilter('error', PIL.Image.DecompressionBombWarning)   # over the limit is refused, not merely warned about
+        for it, name in zip(items, names):
+            data = bytes(it) if isinstance(it, (bytes, bytearray, memoryview)) else Path(it).read_bytes()
+            out.append(_decode_one(data, name, size))
+    return _stack_images(out, source, size, names)
 
 # %% ../nbs/06_data.ipynb #9ca17b6f
 def _features_columns(features, columns, source):
@@ -153,15 +207,16 @@ def _from_arrow_batches(batches, features, source, size=None):
     first = next(batches, None)
     if first is None: raise ValueError(f"{source}: the dataset is empty")
     img, lab = _features_columns(features, first.schema.names, source)
-    items, labels = [], []
+    items, names, labels = [], [], []
     for b in [first, *batches]:
         col = b.column(img)
         if hasattr(col, 'combine_chunks'): col = col.combine_chunks()
         for byts, path in zip(col.field('bytes').to_pylist(), col.field('path').to_pylist()):
             if byts is None and path is None: raise ValueError(f"{source}: image {len(items)} is missing (no bytes, no path)")
+            names.append(f"{source}, image {len(items)}" + (f" ({path})" if path else '') if byts is not None else str(path))
             items.append(byts if byts is not None else path)
         if lab is not None: labels.extend(b.column(lab).to_pylist())
-    return _decode_files(items, source, size), (_labels_tensor(labels, source) if lab is not None else None)
+    return _decode_files(items, source, size, names), (_labels_tensor(labels, source) if lab is not None else None)
 
 def _from_dataset(ds, source, size=None, batch_size=4096):
     "uint8 images and labels from a `datasets.Dataset`."
@@ -327,7 +382,9 @@ def load_images(
     "All images of one split of a dataset as one uint8 tensor [N, C, H, W], with its labels where it has any."
     if hasattr(name_or_path, 'features') and hasattr(name_or_path, 'with_format'):   # an in-memory datasets.Dataset
         return _from_dataset(name_or_path, 'the dataset', size)
-    src = os.fspath(name_or_path)
+    src = '' if name_or_path is None else os.fspath(name_or_path)
+    if not str(src).strip():                                       # '' would be the current directory: an unset variable, not a choice
+        raise ValueError(f"a dataset name or path is needed (e.g. 'fashion_mnist' or a directory of images), got {src!r}")
     if not isinstance(split, str): raise TypeError(f"split must be a string such as 'train' or 'test', got {split!r}")
     p = Path(src).expanduser()
     if p.exists(): return _load_local(p, split, size)            # an explicit path wins over a name
