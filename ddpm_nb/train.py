@@ -4,19 +4,19 @@
 
 # %% ../nbs/07_train.ipynb #d6e79c11
 from __future__ import annotations
-import copy, dataclasses, json, math, os, shutil, signal, sys, threading, time
+import copy, dataclasses, errno, fcntl, json, math, os, shutil, signal, sys, threading, time
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import torch
 from torch import Tensor, nn
 
 # %% auto #0
-__all__ = ['DEFAULT_STEPS', 'RECIPES', 'CKPT_FILES', 'DIFFUSION_KEYS', 'RUN_KEYS', 'TrainConfig', 'lr_at', 'EMA',
+__all__ = ['DEFAULT_STEPS', 'RECIPES', 'CKPT_FILES', 'CKPT_FORMATS', 'DIFFUSION_KEYS', 'RUN_KEYS', 'TrainConfig', 'lr_at', 'EMA',
            'epoch_permutation', 'DataOrder', 'rank_slice', 'rng_state', 'set_rng_state', 'CheckpointError',
            'list_checkpoints', 'latest_checkpoint', 'save_checkpoint', 'resolve_checkpoint', 'load_checkpoint',
            'build_model', 'diffusion_config', 'build_diffusion', 'model_from_config', 'weights_dir', 'shipped_weights',
-           'load_model', 'sample_images', 'NonFiniteLossError', 'pick_device', 'resolve_precision', 'make_config',
-           'train']
+           'load_model', 'sample_images', 'NonFiniteLossError', 'pick_device', 'RunLockedError', 'RunLock',
+           'resolve_precision', 'make_config', 'train']
 
 # %% ../nbs/07_train.ipynb #eb8549ab
 DEFAULT_STEPS = 350    # about 15 minutes of the fashion_mnist preset at batch 128 on a 2-core CPU (measured below)
@@ -30,6 +30,7 @@ class TrainConfig:
     dataset:str='fashion_mnist'       # a `load_images` name or path
     split:str='train'                 # the split to train on
     max_images:int|None=None          # use only the first `max_images` images (smoke tests)
+    image_size:int|None=None          # resize every image to image_size × image_size when loading (None: keep; all must match)
     random_flip:bool|None=None        # random horizontal flips as in the paper; None: where the data allow it (`default_flip`)
     # the diffusion
     beta_schedule:str='linear'        # a `get_beta_schedule` name
@@ -74,15 +75,22 @@ class TrainConfig:
         if isinstance(self.adam_betas, list): self.adam_betas = tuple(self.adam_betas)
         for k in ('steps', 'batch_size', 'T', 'save_every', 'log_every', 'sample_n', 'keep'):
             v = getattr(self, k)
-            if not isinstance(v, int) or isinstance(v, bool) or v < (0 if k == 'steps' else 1):
-                raise ValueError(f"TrainConfig.{k} must be a positive integer, got {v!r}")
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1: raise ValueError(f"TrainConfig.{k} must be a positive integer, got {v!r}")
+        for k in ('max_images', 'image_size'):
+            v = getattr(self, k)
+            if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1): raise ValueError(f"TrainConfig.{k} must be a positive integer or None, got {v!r}")
+        if not isinstance(self.dataset, str) or not self.dataset.strip(): raise ValueError(f"TrainConfig.dataset must name a dataset or a path, got {self.dataset!r}")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool) or not 0 <= self.seed < 2**63 - 3:
+            raise ValueError(f"TrainConfig.seed must be an integer in [0, 2**63 - 4], got {self.seed!r}")
+        if self.sample_steps is not None and (not isinstance(self.sample_steps, int) or not 1 <= self.sample_steps <= self.T):
+            raise ValueError(f"TrainConfig.sample_steps must be an integer in [1, T={self.T}] or None, got {self.sample_steps!r}")
         if not isinstance(self.sample_every, int) or self.sample_every < 0: raise ValueError(f"TrainConfig.sample_every must be an integer >= 0 (0: off), got {self.sample_every!r}")
         if self.precision not in ('auto', 'fp32', 'bf16', 'fp16'): raise ValueError(f"TrainConfig.precision must be 'auto', 'fp32', 'bf16' or 'fp16', got {self.precision!r}")
         if self.lr_schedule not in ('constant', 'cosine'): raise ValueError(f"TrainConfig.lr_schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}")
         if self.ema_power is not None and not self.ema_power > 0: raise ValueError(f"TrainConfig.ema_power must be > 0 or None, got {self.ema_power!r}")
         if self.recipe not in RECIPES: raise ValueError(f"TrainConfig.recipe must be one of {', '.join(RECIPES)}, got {self.recipe!r}")
         if self.sampler not in ('ddim', 'ancestral'): raise ValueError(f"TrainConfig.sampler must be 'ddim' or 'ancestral', got {self.sampler!r}")
-        if not self.lr > 0: raise ValueError(f"TrainConfig.lr must be > 0, got {self.lr!r}")
+        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0): raise ValueError(f"TrainConfig.lr must be a finite number > 0, got {self.lr!r}")
         if self.minutes is not None and not self.minutes > 0: raise ValueError(f"TrainConfig.minutes must be > 0 or None, got {self.minutes!r}")
 
     @property
@@ -108,7 +116,8 @@ class TrainConfig:
 # What differs from the dataclass defaults (the paper's). 'fast': chosen by FID after a 15-minute CPU budget (14_quality).
 RECIPES = {
     'paper': {},
-    'fast': dict(steps=100_000, batch_size=32, lr=1e-3, warmup=100, ema_power=7.0, model={'dropout': 0.0}),
+    'fast': dict(steps=100_000, batch_size=32, lr=1e-3, warmup=100, ema_power=7.0, model={'dropout': 0.0},
+                 sampler='ancestral', sample_steps=100),   # its grids: the sampler that scored best (FID 80 against 127 for DDIM 25)
 }
 
 # %% ../nbs/07_train.ipynb #7d2d967c
@@ -200,6 +209,7 @@ def set_rng_state(state:dict, gen:torch.Generator):
 
 # %% ../nbs/07_train.ipynb #b3b89d82
 CKPT_FILES = ('config.json', 'model.safetensors', 'ema.safetensors', 'state.pt')
+CKPT_FORMATS = ('ddpm_nb-checkpoint-1',)   # the config.json formats this release reads
 
 class CheckpointError(ValueError):
     "A checkpoint that exists but cannot be read (corrupt, truncated, or not a ddpm_nb checkpoint)."
@@ -258,6 +268,12 @@ def save_checkpoint(
             os.rename(final, trash); os.rename(tmp, final); shutil.rmtree(trash, ignore_errors=True)
         else: os.rename(tmp, final)
         _fsync_dir(run_dir)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if e.errno != errno.ENOSPC: raise
+        prev = latest_checkpoint(run_dir)
+        raise OSError(errno.ENOSPC, f"no space left on the device of {str(run_dir)!r} while saving step {step}; nothing was "
+                      f"half-written and the last good checkpoint is {str(prev) if prev else 'none'}: free some space and --resume") from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True); raise
     for old in list_checkpoints(run_dir)[:-keep]: shutil.rmtree(old, ignore_errors=True)
@@ -290,12 +306,17 @@ def load_checkpoint(
     except (ValueError, UnicodeDecodeError) as e: raise CheckpointError(f"checkpoint {str(p)!r}: config.json is not valid JSON ({e})") from None
     if not isinstance(out['config'], dict) or 'model' not in out['config'] or 'diffusion' not in out['config']:
         raise CheckpointError(f"checkpoint {str(p)!r}: config.json lacks the 'model' and 'diffusion' sections")
+    fmt = out['config'].get('format')
+    if fmt not in CKPT_FORMATS:
+        raise CheckpointError(f"checkpoint {str(p)!r} has format {fmt!r}; this release of ddpm_nb reads {', '.join(CKPT_FORMATS)} "
+                              f"(a newer checkpoint needs a newer ddpm_nb)")
     for k in ['ema'] + ([] if ema_only else ['model']):
         try: out[k] = load_file(str(p / f'{k}.safetensors'))
         except Exception as e: raise CheckpointError(f"checkpoint {str(p)!r}: {k}.safetensors is corrupt ({type(e).__name__}: {str(e)[:100]})") from None
     if state:
         try: out['state'] = torch.load(p / 'state.pt', weights_only=True, map_location='cpu')
-        except Exception as e: raise CheckpointError(f"checkpoint {str(p)!r}: state.pt is corrupt or not weights-only ({type(e).__name__}: {str(e).splitlines()[0][:100]})") from None
+        except Exception as e: raise CheckpointError(f"checkpoint {str(p)!r}: state.pt is corrupt or not weights-only ({type(e).__name__}), so it is not loaded; "
+                                                     f"resume from an earlier checkpoint or start a new run") from None
     return out
 
 # %% ../nbs/07_train.ipynb #7fab1fef
@@ -316,6 +337,11 @@ def diffusion_config(cfg:TrainConfig)->dict:
 
 def build_diffusion(dcfg:dict):
     "A `GaussianDiffusion` from the settings stored in config.json."
+    if not isinstance(dcfg, dict) or set(dcfg) != set(DIFFUSION_KEYS):
+        got = set(dcfg) if isinstance(dcfg, dict) else set()
+        raise CheckpointError(f"config.json's diffusion section must hold exactly {', '.join(DIFFUSION_KEYS)}"
+                              + (f"; missing {', '.join(sorted(set(DIFFUSION_KEYS) - got))}" if set(DIFFUSION_KEYS) - got else '')
+                              + (f"; unknown {', '.join(sorted(got - set(DIFFUSION_KEYS)))}" if got - set(DIFFUSION_KEYS) else ''))
     from ddpm_nb.diffusion import GaussianDiffusion
     from ddpm_nb.schedules import get_beta_schedule
     betas = get_beta_schedule(dcfg['beta_schedule'], dcfg['T'], beta_start=dcfg['beta_start'], beta_end=dcfg['beta_end'])
@@ -353,11 +379,20 @@ def load_model(
                                     f"(shipped: {', '.join(names) if names else 'none'})")
         p = w
     ck = load_checkpoint(p, state=False, ema_only=ema)
+    sd, where = ck['ema' if ema else 'model'], f"checkpoint {str(ck['path'])!r}"
     try:
-        model = model_from_config(ck['config']['model'])
-        model.load_state_dict(ck['ema' if ema else 'model'])
-    except (TypeError, KeyError, RuntimeError) as e:
-        raise CheckpointError(f"checkpoint {str(ck['path'])!r}: weights do not fit the model in config.json ({str(e).splitlines()[0][:150]})") from None
+        with torch.device('meta'): shapes = {k: tuple(v.shape) for k, v in model_from_config(ck['config']['model']).state_dict().items()}
+    except (TypeError, ValueError, KeyError) as e:
+        raise CheckpointError(f"{where}: config.json's model section does not describe a U-Net ({str(e).splitlines()[0]})") from None
+    bad = [k for k in shapes.keys() | sd.keys() if shapes.get(k) != (tuple(sd[k].shape) if k in sd else None)]
+    if bad:                                                   # checked before a single weight of the config's model is allocated
+        k = sorted(bad)[0]
+        raise CheckpointError(f"{where}: the weights do not fit the model in config.json ({len(bad)} tensors differ, e.g. {k}: "
+                              f"config {shapes.get(k, 'absent')}, file {tuple(sd[k].shape) if k in sd else 'absent'})")
+    nonfinite = [k for k, v in sd.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if nonfinite: raise CheckpointError(f"{where}: {len(nonfinite)} weight tensors hold NaN or inf (e.g. {nonfinite[0]}); the run diverged before this checkpoint")
+    model = model_from_config(ck['config']['model'])
+    model.load_state_dict(sd)
     return model.eval().requires_grad_(False).to(device), build_diffusion(ck['config']['diffusion']), ck['config']
 
 # %% ../nbs/07_train.ipynb #674170c4
@@ -422,6 +457,32 @@ def pick_device(name:str='auto', local_rank:int=0)->torch.device:
     if name not in ('cpu', 'cuda') and not name.startswith('cuda:'): raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {name!r}")
     return torch.device(f'cuda:{local_rank}' if name == 'cuda' else name)
 
+class RunLockedError(FileExistsError):
+    "Another live process trains into the same run directory."
+
+class RunLock:
+    "An exclusive advisory lock on `run_dir/.lock` for a run's life; the kernel drops it when the process dies, so a kill leaves no stale lock."
+    def __init__(self, run_dir): self.path, self.fd = Path(run_dir) / '.lock', None
+    def acquire(self)->RunLock:
+        d = self.path.parent
+        try: d.mkdir(parents=True, exist_ok=True)
+        except FileExistsError: raise ValueError(f"--out {str(d)!r} is a file, not a run directory; choose another --out") from None
+        except OSError as e: raise ValueError(f"cannot use {str(d)!r} as a run directory ({e.strerror}); choose another --out") from None
+        try: fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e: raise ValueError(f"cannot write into the run directory {str(d)!r} ({e.strerror}); choose another --out") from None
+        try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors='replace').strip() or '?'
+            os.close(fd)
+            raise RunLockedError(f"run directory {str(d)!r} is in use by another trainer (PID {holder}); wait for it to finish, or choose another --out") from None
+        os.ftruncate(fd, 0); os.write(fd, str(os.getpid()).encode()); os.fsync(fd)
+        self.fd = fd
+        return self
+    def release(self):
+        if self.fd is not None: os.close(self.fd); self.fd = None   # closing drops the lock; the file stays (removing it would race)
+    def __enter__(self): return self.acquire()
+    def __exit__(self, *a): self.release()
+
 def _cpu_flags()->set:
     try: return set(next(l for l in Path('/proc/cpuinfo').read_text().splitlines() if l.startswith('flags')).split(':', 1)[1].split())
     except (OSError, StopIteration): return set()
@@ -440,11 +501,14 @@ def resolve_precision(
     return 'fp32', 'this CPU has no AMX/AVX512-BF16, where bf16 autocast is emulated and several times slower than fp32'
 
 def _read_jsonl(path:Path)->list[dict]:
+    "The rows of a metrics file; only its last line may be malformed (a write cut by a kill), anything else is an error."
     rows = []
     if path.exists():
-        for line in path.read_text().splitlines():
+        lines = path.read_text().splitlines()
+        for i, line in enumerate(lines):
             try: rows.append(json.loads(line))
-            except ValueError: pass          # a line cut by a kill
+            except ValueError:
+                if i < len(lines) - 1: raise ValueError(f"{str(path)!r} line {i + 1} is not JSON: the metrics file is damaged; move it aside to resume") from None
     return rows
 
 def _truncate_jsonl(path:Path, step:int):
@@ -463,7 +527,7 @@ def make_config(cfg:TrainConfig, model:nn.Module, data_info:dict, machine:dict|N
 def _load_data(cfg:TrainConfig, images:Tensor|None):
     if images is None:
         from ddpm_nb.data import load_images
-        images, _ = load_images(cfg.dataset, split=cfg.split)
+        images, _ = load_images(cfg.dataset, split=cfg.split, size=cfg.image_size)
     if not (isinstance(images, Tensor) and images.dtype == torch.uint8 and images.ndim == 4):
         raise TypeError(f"training images must be a uint8 tensor [N, C, H, W], got {getattr(images, 'dtype', type(images))} of shape {tuple(getattr(images, 'shape', ()))}")
     if cfg.max_images is not None: images = images[:cfg.max_images]
@@ -489,6 +553,7 @@ def train(
     from ddpm_nb.data import to_model_range, random_flip, save_image_grid, default_flip
     rank, world, local_rank, we_init = _dist_info(cfg.device)
     out = Path(cfg.out)
+    lock = RunLock(out).acquire() if rank == 0 else None          # one trainer per run directory (rank 0 writes for all)
     try:
         ck = None
         if resume:
@@ -498,6 +563,7 @@ def train(
                 cfg = _merge_resume(cfg, ck['config']['train'])
         elif latest_checkpoint(out) is not None:
             raise FileExistsError(f"{str(out)!r} already holds checkpoints; pass --resume (resume=True) to continue that run, or choose another --out")
+        if ck is None and rank == 0: (out / 'metrics.jsonl').unlink(missing_ok=True)   # a fresh run: rows of a run killed before its first checkpoint go
         device = pick_device(cfg.device, local_rank)
         if cfg.precision == 'fp16' and device.type != 'cuda': raise ValueError("precision 'fp16' needs a CUDA device; use 'bf16' or 'fp32' on the CPU")
         prec, why = resolve_precision(cfg.precision, device)
@@ -547,6 +613,7 @@ def train(
         return _loop(cfg, images, model, net, fwd, ema, diffusion, opt, scaler, gen, order, sl, step, elapsed0, last_loss,
                      device, rank, world, out, make_config(cfg, model, data_info, machine), progress, tqdm, to_model_range, random_flip, save_image_grid)
     finally:
+        if lock is not None: lock.release()
         if we_init: dist.destroy_process_group()
 
 # %% ../nbs/07_train.ipynb #a63b9d91
@@ -586,6 +653,7 @@ def _loop(cfg, images, model, net, fwd, ema, diffusion, opt, scaler, gen, order,
 
     t_start = time.time(); t_log = time.perf_counter(); n_log = 0; loss_acc = torch.zeros((), device=device); gn = torch.zeros(())
     last_loss, ckpt, stopped = last_loss0, latest_checkpoint(out), 'done'
+    step0 = step
     bar = tqdm(total=cfg.steps, initial=step, disable=not progress or rank != 0, dynamic_ncols=True, desc='train')
 
     def checked(lval):
@@ -640,10 +708,10 @@ def _loop(cfg, images, model, net, fwd, ema, diffusion, opt, scaler, gen, order,
             if code: break
             if cfg.sample_every and step % cfg.sample_every == 0 and rank == 0:
                 grid(out / 'samples' / f'step_{step:07d}.png', cfg.sample_n)
-        samples = grid(out / 'samples.png', cfg.sample_n) if rank == 0 and stopped != 'signal' else None
+        samples = grid(out / 'samples.png', cfg.sample_n) if rank == 0 and stopped != 'signal' and step > step0 else None
     finally:
         bar.close()
         for s, h in old_handlers.items(): signal.signal(s, h)
         if cfg.deterministic and device.type == 'cpu': torch.use_deterministic_algorithms(det_before)
-    return {'step': step, 'loss': last_loss, 'ckpt': str(latest_checkpoint(out)) if rank == 0 else None, 'out': str(out),
+    return {'step': step, 'steps_trained': step - step0, 'loss': last_loss, 'ckpt': str(latest_checkpoint(out)) if rank == 0 else None, 'out': str(out),
             'samples': str(samples) if samples else None, 'stopped': stopped}
