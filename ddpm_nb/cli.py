@@ -4,7 +4,7 @@
 
 # %% ../nbs/10_cli.ipynb #db21730e
 from __future__ import annotations
-import json as _json, os, sys, time
+import errno, json as _json, math, os, sys, time
 from pathlib import Path
 import torch
 from fastcore.script import anno_parser, call_parse
@@ -32,6 +32,16 @@ def _parser(func, prog:str):
     p.error = error
     return p
 
+def _json_safe(v):
+    "NaN and inf become null (JSON has no such numbers); containers are walked."
+    if isinstance(v, float) and not math.isfinite(v): return None
+    if isinstance(v, dict): return {k: _json_safe(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)): return [_json_safe(x) for x in v]
+    return v
+
+def _check_seed(seed):
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63: raise ValueError(f"--seed must be an integer in [0, 2**63), got {seed!r}")
+
 def run_cli(
     func,                  # a command: keyword arguments in, a JSON-able summary dict out
     prog:str,              # the program name, for messages
@@ -51,9 +61,12 @@ def run_cli(
         if debug: raise
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         print(f'{prog}: error: {msg}', file=sys.stderr); return 1
+    except OSError as e:
+        if e.errno != errno.ENOSPC or debug: raise
+        print(f'{prog}: error: {e.strerror}', file=sys.stderr); return 1
     msg = res.pop('message', '')
     if int(os.environ.get('RANK', 0)) == 0:                  # under torchrun, one summary (rank 0's)
-        if args.get('json'): print(_json.dumps(res), flush=True)
+        if args.get('json'): print(_json.dumps(_json_safe(res), allow_nan=False), flush=True)
         else: print(msg or res, flush=True)
     return 130 if res.get('stopped') == 'signal' else 0
 
@@ -77,6 +90,7 @@ def train_main(
     sample_steps:int=None,  # sampler steps for the grids (default 50, DDIM)
     sample_n:int=None,      # images per sample grid (default 64)
     max_images:int=None,    # train on the first N images only
+    image_size:int=None,    # resize every image to N x N (for folders of images of different sizes)
     resume:bool=False,      # continue the run in --out from its newest checkpoint
     device:str=None,        # auto, cpu, cuda, cuda:N (default auto)
     precision:str=None,     # auto, fp32, bf16, fp16 (default auto: bf16 where the hardware does it natively, else fp32)
@@ -87,7 +101,7 @@ def train_main(
     "Train a DDPM; checkpoints, metrics.jsonl and samples.png go to --out."
     from ddpm_nb.unet import PRESETS
     given = {k: v for k, v in dict(steps=steps, minutes=minutes, batch_size=batch_size, lr=lr, seed=seed, save_every=save_every,
-             sample_every=sample_every, sample_steps=sample_steps, sample_n=sample_n, max_images=max_images, device=device, precision=precision,
+             sample_every=sample_every, sample_steps=sample_steps, sample_n=sample_n, max_images=max_images, image_size=image_size, device=device, precision=precision,
              dataset=dataset, preset=preset).items() if v is not None}
     if compile: given['compile'] = True
     if preset is not None and preset not in PRESETS: raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
@@ -110,6 +124,9 @@ def train_main(
         cfg = TrainConfig.from_recipe(rec, **{**given, 'preset': p, 'out': str(run)})
     res = train(cfg, resume=resume, progress=progress)
     loss = 'n/a' if res['loss'] is None else f"{res['loss']:.4f}"
+    if res['steps_trained'] == 0:
+        res['message'] = f"nothing was trained: the run in {res['out']} is already at step {res['step']} >= --steps {cfg.steps}; pass a larger --steps to continue"
+        return res
     res['message'] = (f"{'stopped' if res['stopped'] != 'done' else 'trained'} at step {res['step']}, loss {loss}; "
                       f"checkpoint {res['ckpt']}" + (f"; samples {res['samples']}" if res['samples'] else ''))
     return res
@@ -123,8 +140,8 @@ def _output_path(out, suffixes:tuple, what:str)->Path:
     "Check an output file path before any work: a known suffix, not a directory, in a directory that exists and is writable."
     if not str(out).strip(): raise ValueError(f"{what} is empty; give a file name ending in {' or '.join(suffixes)}")
     p = Path(out).expanduser()
-    if p.suffix.lower() not in suffixes: raise ValueError(f"{what} {str(p)!r} must end in {' or '.join(suffixes)}")
     if p.is_dir(): raise ValueError(f"{what} {str(p)!r} is a directory; give a file name")
+    if p.suffix.lower() not in suffixes: raise ValueError(f"{what} {str(p)!r} must end in {' or '.join(suffixes)}")
     parent = p.parent if str(p.parent) else Path('.')
     if not parent.is_dir(): raise ValueError(f"{what}: the directory {str(parent)!r} does not exist; create it first")
     if not os.access(parent, os.W_OK): raise ValueError(f"{what}: the directory {str(parent)!r} is not writable")
@@ -148,6 +165,7 @@ def sample_main(
     if n < 1: raise ValueError(f"--n must be at least 1, got {n}")
     if sampler not in ('ancestral', 'ddim'): raise ValueError(f"--sampler must be 'ancestral' or 'ddim', got {sampler!r}")
     if batch_size < 1: raise ValueError(f"--batch-size must be at least 1, got {batch_size}")
+    _check_seed(seed)
     out = _output_path(out, ('.png', '.npz'), '--out')
     dev = pick_device(device)
     model, diffusion, cfg = load_model(ckpt, ema=ema, device=dev)
@@ -198,6 +216,8 @@ def bpd_main(
     if n < 1: raise ValueError(f"--n must be at least 1, got {n}")
     if estimator not in ('full', 'stratified'): raise ValueError(f"--estimator must be 'full' or 'stratified', got {estimator!r}")
     if k < 1: raise ValueError(f"--k must be at least 1, got {k}")
+    if batch_size < 1: raise ValueError(f"--batch-size must be at least 1, got {batch_size}")
+    _check_seed(seed)
     from ddpm_nb.data import load_images, to_model_range
     from tqdm.auto import tqdm
     dev = pick_device(device)
@@ -218,9 +238,9 @@ def bpd_main(
         else: b = bpd_stratified(diffusion, model, x0, k=k, generator=g, spacing='geometric')['total_bpd']
         vals.append(b.double().cpu())
     v = torch.cat(vals)
-    bpd, se = v.mean().item(), (v.std().item() / n ** 0.5 if n > 1 else float('nan'))
+    bpd, se = v.mean().item(), (v.std().item() / n ** 0.5 if n > 1 else None)   # one image has no standard error
     return {'bpd': bpd, 'bpd_se': se, 'n': n, 'estimator': estimator, 'k': k if estimator == 'stratified' else None, 'dataset': name, 'split': split,
-            'message': f"{bpd:.4f} ± {se:.4f} bits/dim ({estimator}{f', K={k}' if estimator == 'stratified' else ''}) on {n} images of {name}/{split}"}
+            'message': f"{bpd:.4f}{f' ± {se:.4f}' if se is not None else ' (no standard error from one image: --n 2 or more)'} bits/dim ({estimator}{f', K={k}' if estimator == 'stratified' else ''}) on {n} images of {name}/{split}"}
 
 def ddpm_nb_bpd(argv:list|None=None)->int:
     "Console script `ddpm_nb_bpd`."
@@ -228,7 +248,7 @@ def ddpm_nb_bpd(argv:list|None=None)->int:
 
 # %% ../nbs/10_cli.ipynb #2decb5b6
 def eval_main(
-    run:str=None,            # a run directory (every checkpoint), a checkpoint dir, or a shipped model name (required)
+    ckpt:str=None,           # a run directory (every checkpoint), a checkpoint dir, or a shipped model name (required)
     n:int=1000,              # samples per checkpoint (and test images)
     sampler:str='ancestral', # ancestral (respaced) or ddim
     steps:int=100,           # sampler steps
@@ -240,13 +260,14 @@ def eval_main(
     json:bool=False,         # end with one JSON line
 )->dict:
     "FID and KID of a run's checkpoints against the test set, with the step and training seconds of each."
-    if run is None: raise ValueError("a run is required: a run directory, a checkpoint directory, or a shipped model name")
+    if ckpt is None: raise ValueError("--ckpt is required: a run directory (every checkpoint is scored), a checkpoint directory, or a shipped model name")
     if n < 2: raise ValueError(f"--n must be at least 2 (FID needs a covariance), got {n}")
     if sampler not in ('ancestral', 'ddim'): raise ValueError(f"--sampler must be 'ancestral' or 'ddim', got {sampler!r}")
     if batch_size < 1: raise ValueError(f"--batch-size must be at least 1, got {batch_size}")
+    _check_seed(seed)
     if plot is not None: plot = _output_path(plot, ('.png',), '--plot')
-    rows = score_run(run, n=n, sampler=sampler, steps=steps, last_only=last, seed=seed, device=pick_device(device), batch_size=batch_size)
-    if plot is not None: plot_quality({str(run): rows}, plot)
+    rows = score_run(ckpt, n=n, sampler=sampler, steps=steps, last_only=last, seed=seed, device=pick_device(device), batch_size=batch_size)
+    if plot is not None: plot_quality({str(ckpt): rows}, plot)
     mins = lambda r: '?' if r['elapsed'] is None else f"{r['elapsed'] / 60:.1f}"
     lines = [f"{Path(r['ckpt']).name}: step {r['step']}, {mins(r)} min, FID {r['fid']:.2f}, KID {r['kid_mean']:.4f}" for r in rows]
     return {'rows': rows, 'n': n, 'sampler': sampler, 'steps': steps, 'message': '\n'.join(lines)}
