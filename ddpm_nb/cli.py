@@ -39,7 +39,12 @@ def _json_safe(v):
     if isinstance(v, (list, tuple)): return [_json_safe(x) for x in v]
     return v
 
-def _check_seed(seed):
+def _check_args(ckpt, n, batch_size, seed, sampler=None, n_min=1, what='a checkpoint dir, a run dir, or a shipped model name'):
+    "The checks the sampling and evaluation commands share, made before any model is loaded."
+    if ckpt is None: raise ValueError(f"--ckpt is required: {what}")
+    if n < n_min: raise ValueError(f"--n must be at least {n_min}{' (FID needs a covariance)' if n_min > 1 else ''}, got {n}")
+    if sampler is not None and sampler not in ('ancestral', 'ddim'): raise ValueError(f"--sampler must be 'ancestral' or 'ddim', got {sampler!r}")
+    if batch_size < 1: raise ValueError(f"--batch-size must be at least 1, got {batch_size}")
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63: raise ValueError(f"--seed must be an integer in [0, 2**63), got {seed!r}")
 
 def run_cli(
@@ -161,11 +166,7 @@ def sample_main(
     json:bool=False,        # end with one JSON summary line
 )->dict:
     "Sample `n` images from a trained model and save them as one grid."
-    if ckpt is None: raise ValueError("--ckpt is required: a checkpoint dir, a run dir, or a shipped model name")
-    if n < 1: raise ValueError(f"--n must be at least 1, got {n}")
-    if sampler not in ('ancestral', 'ddim'): raise ValueError(f"--sampler must be 'ancestral' or 'ddim', got {sampler!r}")
-    if batch_size < 1: raise ValueError(f"--batch-size must be at least 1, got {batch_size}")
-    _check_seed(seed)
+    _check_args(ckpt, n, batch_size, seed, sampler)
     out = _output_path(out, ('.png', '.npz'), '--out')
     dev = pick_device(device)
     model, diffusion, cfg = load_model(ckpt, ema=ema, device=dev)
@@ -212,12 +213,9 @@ def bpd_main(
     json:bool=False,         # end with one JSON summary line
 )->dict:
     "Bits/dim of real images under the model's bound: mean over images and its standard error."
-    if ckpt is None: raise ValueError("--ckpt is required: a checkpoint dir, a run dir, or a shipped model name")
-    if n < 1: raise ValueError(f"--n must be at least 1, got {n}")
+    _check_args(ckpt, n, batch_size, seed)
     if estimator not in ('full', 'stratified'): raise ValueError(f"--estimator must be 'full' or 'stratified', got {estimator!r}")
     if k < 1: raise ValueError(f"--k must be at least 1, got {k}")
-    if batch_size < 1: raise ValueError(f"--batch-size must be at least 1, got {batch_size}")
-    _check_seed(seed)
     from ddpm_nb.data import load_images, to_model_range
     from tqdm.auto import tqdm
     dev = pick_device(device)
@@ -260,11 +258,7 @@ def eval_main(
     json:bool=False,         # end with one JSON line
 )->dict:
     "FID and KID of a run's checkpoints against the test set, with the step and training seconds of each."
-    if ckpt is None: raise ValueError("--ckpt is required: a run directory (every checkpoint is scored), a checkpoint directory, or a shipped model name")
-    if n < 2: raise ValueError(f"--n must be at least 2 (FID needs a covariance), got {n}")
-    if sampler not in ('ancestral', 'ddim'): raise ValueError(f"--sampler must be 'ancestral' or 'ddim', got {sampler!r}")
-    if batch_size < 1: raise ValueError(f"--batch-size must be at least 1, got {batch_size}")
-    _check_seed(seed)
+    _check_args(ckpt, n, batch_size, seed, sampler, n_min=2, what='a run directory (every checkpoint is scored), a checkpoint directory, or a shipped model name')
     if plot is not None: plot = _output_path(plot, ('.png',), '--plot')
     rows = score_run(ckpt, n=n, sampler=sampler, steps=steps, last_only=last, seed=seed, device=pick_device(device), batch_size=batch_size)
     if plot is not None: plot_quality({str(ckpt): rows}, plot)
