@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_train.ipynb #d6e79c11
 from __future__ import annotations
-import copy, dataclasses, errno, fcntl, json, math, os, shutil, signal, sys, threading, time
+import copy, dataclasses, errno, json, math, os, shutil, signal, sys, threading, time
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import torch
@@ -470,6 +470,8 @@ class RunLock:
         except OSError as e: raise ValueError(f"cannot use {str(d)!r} as a run directory ({e.strerror}); choose another --out") from None
         try: fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as e: raise ValueError(f"cannot write into the run directory {str(d)!r} ({e.strerror}); choose another --out") from None
+        try: import fcntl
+        except ImportError: self.fd = fd; return self            # no advisory locks on this platform (Windows): the run is not guarded
         try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.read(fd, 32).decode(errors='replace').strip() or '?'
