@@ -4,7 +4,7 @@
 
 # %% ../nbs/09_evaluate.ipynb #40abbc2b
 from __future__ import annotations
-import math, os, time
+import functools, math, os, time
 from pathlib import Path
 import torch
 from torch import Tensor
@@ -141,11 +141,15 @@ def reference_images(
     n:int=1000,                  # the first n images of the split
     split:str='test',            # which split
 )->Tensor:                       # uint8 [n, C, H, W]
-    "The reference set of the quality protocol: the first `n` images of `split`."
-    from ddpm_nb.data import load_images
-    x, _ = load_images(dataset, split=split)
+    "The reference set of the quality protocol: the first `n` images of `split` (read once per process and kept)."
+    x = _reference(str(dataset), split)
     if n > len(x): raise ValueError(f"n={n} is more than the {len(x)} images of {dataset}/{split}")
     return x[:n]
+
+@functools.lru_cache(maxsize=4)
+def _reference(dataset:str, split:str)->Tensor:
+    from ddpm_nb.data import load_images
+    return load_images(dataset, split=split)[0]
 
 def score_checkpoint(
     ckpt,                          # a checkpoint dir, a run dir (its newest checkpoint) or a shipped name
@@ -188,9 +192,6 @@ def score_run(
     ckpts = list_checkpoints(p) if p.is_dir() and not (p / 'config.json').exists() else [run]
     if not ckpts: raise FileNotFoundError(f"no checkpoint in {str(p)!r}: expected ckpt-* directories")
     if last_only: ckpts = ckpts[-1:]
-    if kw.get('ref') is None:
-        from ddpm_nb.train import load_model
-        kw['ref'] = reference_images(load_model(ckpts[-1])[2].get('dataset', {}).get('name', 'fashion_mnist'), n)
     return [score_checkpoint(c, n=n, sampler=sampler, steps=steps, **kw) for c in ckpts]
 
 def plot_quality(
