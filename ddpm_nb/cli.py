@@ -88,6 +88,8 @@ def train_main(
     minutes:float=None,     # also stop (with a checkpoint) after this many minutes (default: 15 when --steps is not given either)
     batch_size:int=None,    # global batch size (default: the recipe's, 32 fast / 128 paper)
     lr:float=None,          # Adam peak learning rate (default: the recipe's, 1e-3 fast / 2e-4 paper)
+    lr_schedule:str=None,   # after warm-up: constant or cosine (to zero at the end of --steps or --minutes); default constant
+    init:str=None,          # start from these weights (a checkpoint, run dir or shipped name) with a fresh optimizer: train a model further
     out:str=None,           # run directory (default: runs/<preset>)
     seed:int=None,          # random seed (default 0)
     save_every:int=None,    # checkpoint every N steps (default 100)
@@ -107,7 +109,7 @@ def train_main(
     from ddpm_nb.unet import PRESETS
     given = {k: v for k, v in dict(steps=steps, minutes=minutes, batch_size=batch_size, lr=lr, seed=seed, save_every=save_every,
              sample_every=sample_every, sample_steps=sample_steps, sample_n=sample_n, max_images=max_images, image_size=image_size, device=device, precision=precision,
-             dataset=dataset, preset=preset).items() if v is not None}
+             dataset=dataset, preset=preset, lr_schedule=lr_schedule, init=init).items() if v is not None}
     if compile: given['compile'] = True
     if preset is not None and preset not in PRESETS: raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
     from ddpm_nb.train import RECIPES

@@ -55,6 +55,7 @@ class TrainConfig:
     ema_warmup:bool=True              # decay_n = min(decay, (1+n)/(10+n)) so short runs get a usable EMA
     ema_power:float|None=None         # a power-function EMA instead, d_n = (1 - 1/(n+1))^(1+γ): averages a fixed fraction of any run
     seed:int=0                        # seeds the weights, the data order, t, ε, flips and dropout
+    init:str|None=None                # warm start: a fresh run's network and EMA begin as these weights' EMA (a checkpoint, run dir or shipped name); optimizer, step and lr schedule begin anew
     # bookkeeping
     out:str='runs/fashion_mnist'      # run directory: checkpoints, metrics.jsonl, samples
     save_every:int=100                # checkpoint every N steps (and at the end)
@@ -543,6 +544,16 @@ def _merge_resume(cfg:TrainConfig, saved:dict)->TrainConfig:
     return dataclasses.replace(s, **{k: getattr(cfg, k) for k in RUN_KEYS})
 
 # %% ../nbs/07_train.ipynb #18b4b0b8
+def _warm_start(model:nn.Module, src):
+    "Load `src`'s EMA weights into `model` (a fresh run's `init`); the architectures must be the same."
+    init, _, icfg = load_model(src)
+    have, want = icfg['model']['config'], json.loads(json.dumps(model.config))   # JSON turns tuples into lists
+    diff = sorted(k for k in have.keys() | want.keys() if have.get(k) != want.get(k))
+    if diff:
+        raise ValueError(f"init {str(src)!r} is a different U-Net ({', '.join(f'{k}={have.get(k)!r}' for k in diff)}; this run builds "
+                         f"{', '.join(f'{k}={want.get(k)!r}' for k in diff)}): choose the same --preset and model settings")
+    model.load_state_dict(init.state_dict())
+
 def train(
     cfg:TrainConfig,              # the run
     images:Tensor|None=None,      # uint8 [N, C, H, W] to train on instead of loading `cfg.dataset`
@@ -585,6 +596,7 @@ def train(
         if model.config.get('in_ch', C) != C or model.config.get('resolution', H) != H:
             raise ValueError(f"preset {cfg.preset!r} expects {model.config.get('in_ch')}x{model.config.get('resolution')}px images, the data are {C}x{H}x{W}")
         diffusion = build_diffusion(diffusion_config(cfg))
+        if cfg.init is not None and ck is None: _warm_start(model, cfg.init)
         ema = EMA(model, cfg.ema_decay, cfg.ema_warmup, cfg.ema_power)
         gen = torch.Generator().manual_seed(cfg.seed + 1)         # t, ε and flips, shared by all ranks
         torch.manual_seed(cfg.seed + 2 + rank)                    # dropout: each rank its own stream
