@@ -54,9 +54,12 @@ def machine_info(device, threads):
         info['cpu_model'] = platform.processor()
     try: info['loadavg'] = list(os.getloadavg())
     except OSError: pass
-    for mod in ('diffusers', 'ddpm_nb'):
-        try: info[mod] = __import__(mod).__version__
-        except Exception: info[mod] = None
+    import ddpm_nb
+    info['ddpm_nb'] = ddpm_nb.__version__
+    try:
+        import diffusers
+        info['diffusers'] = diffusers.__version__
+    except ImportError: info['diffusers'] = None            # optional until a section compares with it
     info['device'] = str(device)
     if device.type == 'cuda': info['gpu'] = torch.cuda.get_device_name(device)
     return info
@@ -365,14 +368,15 @@ def bench_sampling(a, device, ours, theirs, log, B=None, T=1000, steps=None, blo
 
 # ----------------------------------------------------------------------------------------------------------- likelihood
 def find_trained(preset):
-    "A trained fashion_mnist checkpoint if one exists (a run directory or the package's shipped weights), else None."
+    """A trained fashion_mnist model and where it came from: $DDPM_NB_BENCH_CKPT if set (it must load), else the run directory
+    runs/fashion_mnist under the current directory if it holds a checkpoint, else the package's shipped weights; None for other presets."""
     if preset != 'fashion_mnist': return None
     from ddpm_nb.train import load_model
-    for c in [os.environ.get('DDPM_NB_BENCH_CKPT'), '/work/runs/fmnist', 'runs/fashion_mnist', 'fashion_mnist']:
-        if not c: continue
-        try: return load_model(c)[0], c
-        except (FileNotFoundError, ValueError, KeyError, RuntimeError, OSError): continue
-    return None
+    if os.environ.get('DDPM_NB_BENCH_CKPT'): return load_model(os.environ['DDPM_NB_BENCH_CKPT'])[0], os.environ['DDPM_NB_BENCH_CKPT']
+    if Path('runs/fashion_mnist').is_dir():
+        try: return load_model('runs/fashion_mnist')[0], 'runs/fashion_mnist'
+        except FileNotFoundError: pass                      # a run directory without a checkpoint yet
+    return load_model('fashion_mnist')[0], 'fashion_mnist (shipped weights)'
 
 def bench_bpd(a, device, ours, images, log):
     "calc_bpd_loop against T bare forwards (interleaved whole runs), and the stratified estimator's cost from a pilot."
@@ -514,7 +518,8 @@ def to_markdown(R):
     M, L = R['meta'], []
     L.append(f"**{M['date']}** · `{M['command']}` · {M.get('cpu_model')} ({M.get('cores')} cores, flags {', '.join(M.get('cpu_flags', []))}) · "
              f"torch {M['torch']}, diffusers {M.get('diffusers')}, ddpm_nb {M.get('ddpm_nb')} · torch threads {M['threads']} · "
-             f"load average at start {', '.join(f'{x:.1f}' for x in M.get('loadavg', []))} · mode {'quick' if M['quick'] else 'full'} · {M['wall_s']:.0f} s")
+             f"load average at start {', '.join(f'{x:.1f}' for x in M.get('loadavg', []))} · mode {'quick' if M['quick'] else 'full'} · "
+             f"data: {M.get('data', 'not recorded')} · {M['wall_s']:.0f} s")
     L.append('')
     P = R.get('matmul_peak', {})
     if P:
@@ -531,7 +536,6 @@ def to_markdown(R):
             peak = f"{100 * r['gflops'] / pf:.0f}% / {100 * r['gflops'] / pb:.0f}%" if pf and pb else '–'
             L.append(f"| {k} | {r['img_per_s']:.1f} | {fmt(r['vs_diffusers'])} | {fmt(r['vs_baseline'])} | {r['gflops']:.1f} | {peak} | {r['warmup_s']:.1f} | {fmt(r.get('peak_mem_mb'), 0)} |")
         for e in R.get('train_e2e', []):
-            ref = Tr['rows']['diffusers fp32']['img_per_s']
             L.append(f"| `train()` precision={e['precision']} compile={e['compile']} (EMA, clip, data)* | {e['img_per_s']:.1f} | – | – | – | – | – | – |")
         if R.get('train_e2e'): L.append('\n\\* not interleaved with the rows above (a separate run right after them, median of its steps after two warm-up steps): its img/s is not comparable on a busy machine, so no ratio is given.')
         L.append('')
@@ -578,6 +582,8 @@ def parse(argv=None):
     p.add_argument('--md', help='write the markdown table to this file')
     p.add_argument('--threads', type=int, default=1, help='torch.set_num_threads (default 1: on a shared 2-core machine 2 threads are slower, OpenMP barriers wait on descheduled threads)')
     p.add_argument('--device', default='auto', help="'auto' (cuda if available), 'cpu' or 'cuda'")
+    p.add_argument('--data', default='fashion_mnist', help="the images to train and score on: a load_images name or path (its test split), 28x28 grayscale for the default presets")
+    p.add_argument('--synthetic', action='store_true', help='random uint8 images instead of --data (no dataset needed; the table says so)')
     p.add_argument('--no-compile', dest='compile', action='store_false', help='leave out the torch.compile variants')
     p.add_argument('--variants', default='', help='only these training variants (names separated by ";"), e.g. "+compile;all + compile"')
     p.add_argument('--e2e', default='bf16', help='precisions for the end-to-end ddpm_nb.train.train() rows, comma-separated (fp32,bf16)')
@@ -604,6 +610,15 @@ def parse(argv=None):
     a.skip = {s.strip() for s in a.skip.split(',') if s.strip()}
     return a
 
+def load_bench_images(a):
+    "The uint8 images the sections use: `--data`'s test split, or with `--synthetic` 1024 random 28x28 ones; no data and no flag: a clear exit."
+    if a.synthetic: return torch.randint(0, 256, (1024, 1, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    from ddpm_nb.data import load_images
+    try: return load_images(a.data, split='test')[0]
+    except FileNotFoundError as e:                          # DataUnavailableError (offline, not on the Hub) is one too
+        raise SystemExit(f"bench.py: no images to benchmark on: {e}. Set $DDPM_NB_DATA to a directory holding Fashion-MNIST, "
+                         "pass --data NAME_OR_PATH, or pass --synthetic to time on random images (the table then says so).") from None
+
 def main(argv=None):
     a = parse(argv)
     if a.render:                                            # re-render a saved run's table, measuring nothing
@@ -623,14 +638,9 @@ def main(argv=None):
     log(f"{R['meta'].get('cpu_model')}, torch {torch.__version__}, {a.threads} thread(s), device {device}")
     if 'peak' not in a.skip:
         R['matmul_peak'] = matmul_peak(device, a.matmul_n, 3)
-        log(f"matmul peak: " + ', '.join(f"{k} {v['gflops_best']:.0f} GFLOP/s" for k, v in R['matmul_peak'].items()))
-    from ddpm_nb.data import load_images
-    try:
-        images, _ = load_images('fashion_mnist', split='test')
-        R['meta']['data'] = 'fashion_mnist test split'
-    except Exception as e:                                  # no data here: synthetic 8-bit images of the same shape
-        images = torch.randint(0, 256, (1024, 1, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
-        R['meta']['data'] = f'synthetic uint8 ({type(e).__name__})'
+        log("matmul peak: " + ', '.join(f"{k} {v['gflops_best']:.0f} GFLOP/s" for k, v in R['matmul_peak'].items()))
+    images = load_bench_images(a)
+    R['meta']['data'] = 'synthetic: random uint8 images (--synthetic)' if a.synthetic else f'{a.data} test split'
     ours = theirs = None
     if 'train' not in a.skip:
         R['train'], ours, theirs, _ = bench_train(a, device, images, log)

@@ -26,11 +26,11 @@ def main(argv=None):
     ap.add_argument('--grid', default=None, help='also save a grid of 64 DDIM-100 samples of each run into this directory')
     a = ap.parse_args(argv)
     from ddpm_nb.evaluate import score_run, reference_images, bpd_stratified, mean_ci
-    from ddpm_nb.classifier import fid_kid
+    from ddpm_nb.metrics import fid_kid
+    from ddpm_nb.classifier import fmnist_features
     from ddpm_nb.data import load_images, to_model_range, save_image_grid
     from ddpm_nb.train import load_model, sample_images
     from functools import partial
-    from ddpm_nb.classifier import fmnist_features
     dev = torch.device(a.device)
     ref = reference_images('fashion_mnist', a.n)
     out = {'date': time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()), 'device': str(dev), 'n': a.n, 'torch': torch.__version__,

@@ -165,7 +165,8 @@ def score_checkpoint(
     "FID and KID of `n` samples of a checkpoint against reference images, in the Fashion-MNIST classifier's feature space."
     from functools import partial
     from ddpm_nb.train import load_model, sample_images
-    from ddpm_nb.classifier import fid_kid, fmnist_features
+    from ddpm_nb.classifier import fmnist_features
+    from ddpm_nb.metrics import fid_kid
     t0 = time.time()
     model, diffusion, cfg = load_model(ckpt, device=device)
     m = cfg['model']['config']
