@@ -371,7 +371,7 @@ def find_trained(preset):
     """A trained fashion_mnist model and where it came from: $DDPM_NB_BENCH_CKPT if set (it must load), else the run directory
     runs/fashion_mnist under the current directory if it holds a checkpoint, else the package's shipped weights; None for other presets."""
     if preset != 'fashion_mnist': return None
-    from ddpm_nb.train import load_model
+    from ddpm_nb.checkpoint import load_model
     if os.environ.get('DDPM_NB_BENCH_CKPT'): return load_model(os.environ['DDPM_NB_BENCH_CKPT'])[0], os.environ['DDPM_NB_BENCH_CKPT']
     if Path('runs/fashion_mnist').is_dir():
         try: return load_model('runs/fashion_mnist')[0], 'runs/fashion_mnist'

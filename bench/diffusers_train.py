@@ -39,7 +39,7 @@ def main(argv=None):
     from diffusers.training_utils import EMAModel
     from ddpm_nb.unet import UNet
     from ddpm_nb.data import load_images, to_model_range
-    from ddpm_nb.train import save_checkpoint, latest_checkpoint
+    from ddpm_nb.checkpoint import save_checkpoint, latest_checkpoint
 
     if a.threads: torch.set_num_threads(a.threads)
     out = Path(a.out)

@@ -29,7 +29,8 @@ def main(argv=None):
     from ddpm_nb.metrics import fid_kid
     from ddpm_nb.classifier import fmnist_features
     from ddpm_nb.data import load_images, to_model_range, save_image_grid
-    from ddpm_nb.train import load_model, sample_images
+    from ddpm_nb.checkpoint import load_model
+    from ddpm_nb.sample import sample
     from functools import partial
     dev = torch.device(a.device)
     ref = reference_images('fashion_mnist', a.n)
@@ -47,7 +48,7 @@ def main(argv=None):
             print(f"{run}: {s} {k}: FID {r['fid']:.3f} KID {r['kid_mean']:.5f} (step {r['step']}, {r['seconds']:.0f} s)", flush=True)
         if a.grid:
             model, diffusion, cfg = load_model(run, device=dev)
-            x = sample_images(model, diffusion, 64, (1, 28, 28), sampler='ddim', steps=100, generator=torch.Generator().manual_seed(0), device=dev)
+            x = sample(model, diffusion, 64, "ddim", 100, generator=torch.Generator().manual_seed(0), device=dev)
             save_image_grid(x, Path(a.grid) / f"{Path(str(run)).name}_ddim100.png", nrow=8)
         if a.bpd:
             model, diffusion, cfg = load_model(run, device=dev)

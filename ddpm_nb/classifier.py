@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor
 import ddpm_nb
 from .data import to_model_range, random_flip
-from .metrics import fid_from_features, kid_from_features   # kid_from_features: re-exported only while 08_sample imports it from here
+from .metrics import fid_from_features
 
 # %% auto #0
 __all__ = ['FMNIST_CLASSES', 'WEIGHTS_DIR', 'FMNIST_CLASSIFIER_PATH', 'FMNISTClassifier', 'train_fmnist_classifier',

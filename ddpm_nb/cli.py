@@ -7,9 +7,10 @@ from __future__ import annotations
 import errno, json as _json, math, os, sys, time
 from pathlib import Path
 import torch
-from fastcore.script import anno_parser, call_parse
-from .train import (TrainConfig, DEFAULT_STEPS, train, load_model, load_checkpoint, latest_checkpoint, sample_images,
-                           pick_device, CheckpointError, NonFiniteLossError)
+from fastcore.script import anno_parser
+from .checkpoint import CheckpointError, load_model, load_checkpoint, latest_checkpoint
+from .sample import sample
+from .train import TrainConfig, train, pick_device, NonFiniteLossError
 from .evaluate import bpd_stratified, score_run, plot_quality
 
 # %% auto #0
@@ -179,9 +180,8 @@ def sample_main(
     from ddpm_nb.data import save_image_grid, from_model_range
     from tqdm.auto import tqdm
     gen, u8 = torch.Generator().manual_seed(seed), []
-    for i in tqdm(range(0, n, batch_size), disable=not progress or n <= batch_size, desc='sample'):   # uint8 per batch: bounded memory
-        x = sample_images(model, diffusion, min(batch_size, n - i), shape, sampler=sampler, steps=steps, generator=gen,
-                          device=dev, batch_size=batch_size, progress=progress and n <= batch_size)
+    for i in tqdm(range(0, n, batch_size), disable=not progress, desc='sample'):   # uint8 per batch: bounded memory
+        x = sample(model, diffusion, min(batch_size, n - i), sampler, steps, generator=gen, shape=shape, batch_size=batch_size, device=dev)
         if not torch.isfinite(x).all(): raise ValueError(f"the model produced NaN or inf samples: its weights in {ckpt} are broken")
         u8.append(from_model_range(x))
     u8 = torch.cat(u8)

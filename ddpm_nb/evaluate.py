@@ -164,15 +164,16 @@ def score_checkpoint(
 )->dict:                           # ckpt, step, elapsed, n, sampler, steps, fid, kid_mean, kid_std, seconds (, samples)
     "FID and KID of `n` samples of a checkpoint against reference images, in the Fashion-MNIST classifier's feature space."
     from functools import partial
-    from ddpm_nb.train import load_model, sample_images
+    from ddpm_nb.checkpoint import load_model
+    from ddpm_nb.sample import sample
     from ddpm_nb.classifier import fmnist_features
     from ddpm_nb.metrics import fid_kid
     t0 = time.time()
     model, diffusion, cfg = load_model(ckpt, device=device)
     m = cfg['model']['config']
     if ref is None: ref = reference_images(cfg.get('dataset', {}).get('name', 'fashion_mnist'), n)
-    x = sample_images(model, diffusion, n, (m['in_ch'], m['resolution'], m['resolution']), sampler=sampler, steps=steps,
-                      generator=torch.Generator().manual_seed(seed), device=device, batch_size=batch_size)
+    x = sample(model, diffusion, n, sampler, steps, generator=torch.Generator().manual_seed(seed), shape=(m['in_ch'], m['resolution'], m['resolution']),
+               batch_size=batch_size, device=device)
     r = fid_kid(x, ref, feature_fn=partial(fmnist_features, device=device))
     out = dict(ckpt=str(ckpt), step=cfg.get('step'), elapsed=_elapsed(cfg), n=n, sampler=sampler, steps=steps,
                fid=r['fid'], kid_mean=r['kid_mean'], kid_std=r['kid_std'], seconds=time.time() - t0)
@@ -188,7 +189,7 @@ def score_run(
     **kw,                          # passed to `score_checkpoint` (seed, device, batch_size, ref)
 )->list:                           # one `score_checkpoint` dict per checkpoint, oldest first
     "Score every checkpoint of a run: the curve of FID and KID against training steps and wall-clock seconds."
-    from ddpm_nb.train import list_checkpoints
+    from ddpm_nb.checkpoint import list_checkpoints
     p = Path(os.fspath(run)).expanduser()
     ckpts = list_checkpoints(p) if p.is_dir() and not (p / 'config.json').exists() else [run]
     if not ckpts: raise FileNotFoundError(f"no checkpoint in {str(p)!r}: expected ckpt-* directories")

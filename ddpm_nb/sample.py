@@ -4,32 +4,16 @@
 
 # %% ../nbs/08_sample.ipynb #4b5eee01
 from __future__ import annotations
-import math, time
-from pathlib import Path
+import time, warnings
 import torch
 from torch import Tensor
-from .diffusion import GaussianDiffusion, SpacedDiffusion, space_timesteps
+from .diffusion import GaussianDiffusion
+from .respace import SpacedDiffusion, space_timesteps
 from .data import image_grid
 
 # %% auto #0
-__all__ = ['SAMPLERS', 'load_pretrained', 'Sampler', 'sampler_for', 'denoise_from', 'sample_grid', 'progressive_xstart',
-           'xstart_from_xt', 'interpolate', 'sample_quality', 'quality_table']
-
-# %% ../nbs/08_sample.ipynb #83c7d6fa
-def load_pretrained(
-    name:str='fashion_mnist',  # a model shipped in ddpm_nb/weights/ (see `ddpm_nb.train.shipped_weights()`)
-    ema:bool=True,             # the EMA weights (the only ones shipped; the paper samples with them)
-    device='cpu',              # where to put the network
-)->tuple:                      # (model in eval mode, its GaussianDiffusion)
-    "The shipped network `name` and the diffusion it was trained with, ready to sample and evaluate."
-    from ddpm_nb import train as _train
-    if not isinstance(name, str): raise TypeError(f"name must be a string such as 'fashion_mnist', got {type(name).__name__}")
-    names = _train.shipped_weights()
-    if name not in names:
-        raise FileNotFoundError(f"no shipped model named {name!r}: shipped are {', '.join(map(repr, names)) if names else 'none'} "
-                                f"(in {_train.weights_dir()}); for a checkpoint directory use ddpm_nb.train.load_model(path)")
-    model, diffusion, _ = _train.load_model(_train.weights_dir() / name, ema=ema, device=device)
-    return model, diffusion
+__all__ = ['SAMPLERS', 'Sampler', 'sampler_for', 'denoise_from', 'sample', 'sample_grid', 'progressive_xstart', 'xstart_from_xt',
+           'interpolate', 'sample_quality', 'quality_table']
 
 # %% ../nbs/08_sample.ipynb #d8a82d52
 SAMPLERS = ('ancestral', 'ddim')
@@ -61,8 +45,7 @@ class Sampler:
         if not use or use[0] < 0 or use[-1] >= T: raise ValueError(f"timesteps must be a non-empty set of indices in [0, {T}), got {len(use)} from {use[:1]} to {use[-1:]}")
         if use[0] != 0: raise ValueError(f"timesteps must include index 0 (the last step, which yields x_0), got a smallest index of {use[0]}")
         self.name, self.eta, self.clip_denoised, self.timesteps, self.base = name, float(eta), clip_denoised, use, d
-        self.diffusion = d if use == list(range(T)) else SpacedDiffusion(use, betas=d.betas, model_mean_type=d.model_mean_type,
-            model_var_type=d.model_var_type, loss_type=d.loss_type, rescale_timesteps=d.rescale_timesteps)
+        self.diffusion = d if use == list(range(T)) else SpacedDiffusion.from_diffusion(d, use)
 
     @property
     def steps(self)->int:
@@ -121,7 +104,7 @@ def _check_steps(steps, n, what):
 
 def sampler_for(
     diffusion:GaussianDiffusion,  # the model's original diffusion
-    name:str='ancestral',         # 'ancestral' (Algorithm 2 on the respaced chain) or 'ddim'
+    sampler:str='ancestral',      # 'ancestral' (Algorithm 2 on the respaced chain) or 'ddim'
     steps:int|None=None,          # network calls; None: all T
     eta:float=0.0,                # DDIM's η
     clip_denoised:bool=True,      # clip x̂_0 to [-1, 1]
@@ -132,11 +115,13 @@ def sampler_for(
     _check_steps(steps, T, 'T, the number of diffusion steps')
     use = None
     if steps < T:
-        if name == 'ddim':
+        if sampler == 'ddim':
             try: use = space_timesteps(T, f'ddim{steps}')
-            except ValueError: pass
+            except ValueError:
+                warnings.warn(f"DDIM with {steps} steps: no integer stride gives exactly {steps} of T={T} timesteps; "
+                              f"using {steps} evenly spaced ones instead (space_timesteps(T, [{steps}]))", stacklevel=2)
         if use is None: use = space_timesteps(T, [steps])
-    return Sampler(diffusion, name, use, eta, clip_denoised)
+    return Sampler(diffusion, sampler, use, eta, clip_denoised)
 
 def denoise_from(
     model,                        # the network
@@ -144,7 +129,7 @@ def denoise_from(
     xt:Tensor,                    # states at index t, [B, C, H, W]
     t:int,                        # their 0-based timestep index (the paper's t + 1)
     steps:int|None=None,          # network calls from t down to 0 (evenly spaced, including t and 0); None: all t + 1
-    name:str='ancestral',         # 'ancestral' or 'ddim'
+    sampler:str='ancestral',      # 'ancestral' or 'ddim'
     eta:float=0.0,                # DDIM's η
     generator:torch.Generator|None=None, # CPU generator for the per-step noise
     share_noise:int=1,            # blocks of the batch that share the per-step noise
@@ -157,37 +142,60 @@ def denoise_from(
     _check_steps(steps, t + 1, f't + 1 = {t + 1}, the steps left from t')
     use = sorted(space_timesteps(t + 1, [steps])) if steps >= 2 else [0]
     if use[-1] != t: use = sorted(set(use) | {t})
-    return Sampler(diffusion, name, use, eta)(model, xt, generator, share_noise)
+    return Sampler(diffusion, sampler, use, eta)(model, xt, generator, share_noise)
 
 # %% ../nbs/08_sample.ipynb #b47242d3
+def _shape_of(model, shape):
+    if shape is not None: return tuple(shape)
+    cfg = getattr(model, 'config', None) or {}
+    if 'in_ch' not in cfg or 'resolution' not in cfg: raise ValueError("shape=(C, H, W) is needed: the model has no config with in_ch and resolution")
+    return (cfg['in_ch'], cfg['resolution'], cfg['resolution'])
+
 @torch.no_grad()
-def sample_grid(
+def sample(
     model,                        # the network
     diffusion:GaussianDiffusion,  # its original diffusion
     n:int=16,                     # number of samples
-    name:str='ancestral',         # 'ancestral' or 'ddim'
+    sampler:str='ancestral',      # 'ancestral' (Algorithm 2, respaced when steps < T) or 'ddim' (η = `eta`)
     steps:int|None=None,          # network calls per sample; None: all T
     eta:float=0.0,                # DDIM's η
     generator:torch.Generator|None=None, # CPU generator for x_T and the per-step noise
     shape:tuple|None=None,        # (C, H, W); default: from the model's config (in_ch, resolution)
-    nrow:int|None=None,           # images per grid row (default: square-ish)
-    batch_size:int=64,            # samples per chain
-    progress:bool=False,
-)->tuple:                         # (samples float [n, C, H, W] in [-1, 1], uint8 grid [C, H', W'])
-    "`n` samples from `model` with the named sampler, and their image grid."
+    batch_size:int=64,            # samples per chain (bounds the memory; ~100 is fastest on a CPU)
+    device=None,                  # where to sample (default: where the model's parameters are)
+    progress:bool=False,          # a progress bar over the batches
+)->Tensor:                        # float [n, C, H, W] in [-1, 1], on the CPU
+    "`n` samples of `model`: the package's one sampling front-end (the CLI, the trainer's grids, evaluation and the notebooks call it)."
     if isinstance(n, bool) or not isinstance(n, int) or n < 1: raise ValueError(f"n must be a positive int, got {n!r}")
-    if shape is None:
-        cfg = getattr(model, 'config', None) or {}
-        if 'in_ch' not in cfg or 'resolution' not in cfg: raise ValueError("shape=(C, H, W) is needed: the model has no config with in_ch and resolution")
-        shape = (cfg['in_ch'], cfg['resolution'], cfg['resolution'])
-    sm = sampler_for(diffusion, name, steps, eta)
-    p = next(iter(model.parameters()), None) if hasattr(model, 'parameters') else None
-    device = p.device if p is not None else torch.device('cpu')
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1: raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    shape, sm = _shape_of(model, shape), sampler_for(diffusion, sampler, steps, eta)
+    if device is None:
+        p = next(iter(model.parameters()), None) if hasattr(model, 'parameters') else None
+        device = p.device if p is not None else torch.device('cpu')
+    starts = range(0, n, batch_size)
+    if progress:
+        from tqdm.auto import tqdm
+        starts = tqdm(starts, desc=f'{sampler} {sm.steps}')
     out = []
-    for i in range(0, n, batch_size):
+    for i in starts:                                          # per batch: x_T, then each step's noise, from one generator
         xT = _noise((min(batch_size, n - i), *shape), generator, device, torch.float32)
-        out.append(sm(model, xT, generator, progress=progress).float().clamp(-1, 1).cpu())
-    x = torch.cat(out)
+        out.append(sm(model, xT, generator).float().clamp(-1, 1).cpu())
+    return torch.cat(out)
+
+def sample_grid(
+    model,                        # the network
+    diffusion:GaussianDiffusion,  # its original diffusion
+    n:int=16,                     # number of samples
+    sampler:str='ancestral',      # 'ancestral' or 'ddim'
+    steps:int|None=None,          # network calls per sample; None: all T
+    eta:float=0.0,                # DDIM's η
+    generator:torch.Generator|None=None, # CPU generator for x_T and the per-step noise
+    shape:tuple|None=None,        # (C, H, W); default: from the model's config
+    nrow:int|None=None,           # images per grid row (default: square-ish)
+    **kw,                         # `sample`'s batch_size, device, progress
+)->tuple:                         # (samples float [n, C, H, W] in [-1, 1], uint8 grid [C, H', W'])
+    "`sample`, and the samples laid out as one image grid."
+    x = sample(model, diffusion, n, sampler, steps, eta, generator, shape, **kw)
     return x, image_grid(x, nrow)
 
 # %% ../nbs/08_sample.ipynb #30f292b6
@@ -197,13 +205,13 @@ def progressive_xstart(
     diffusion:GaussianDiffusion,  # its original diffusion
     xT:Tensor,                    # start noise x_T, [B, C, H, W]
     frames:int=8,                 # how many steps to record (evenly spaced, the first and the last included)
-    name:str='ancestral',         # 'ancestral' or 'ddim'
+    sampler:str='ancestral',      # 'ancestral' or 'ddim'
     steps:int|None=None,          # network calls; None: all T
     eta:float=0.0,                # DDIM's η
     generator:torch.Generator|None=None, # CPU generator for the per-step noise
 )->dict:                          # t long [F] (original indices), xt and xstart [F, B, C, H, W], sample [B, C, H, W]
     "x_t and the predicted x̂_0 at `frames` steps along one run of the chain (the paper's Fig. 6)."
-    sm = sampler_for(diffusion, name, steps, eta)
+    sm = sampler_for(diffusion, sampler, steps, eta)
     if isinstance(frames, bool) or not isinstance(frames, int) or not 1 <= frames <= sm.steps:
         raise ValueError(f"frames must be an int in [1, {sm.steps}] (the sampler's steps), got {frames!r}")
     keep = {round(k * (sm.steps - 1) / max(frames - 1, 1)) for k in range(frames)}
@@ -284,14 +292,15 @@ def sample_quality(
     shape:tuple|None=None,        # (C, H, W) of a sample (default: from the model's config)
 )->list:                          # dicts: name, steps, n, fid, kid_mean, kid_std, seconds
     "FID and KID of `n` samples against `ref` for each sampler and number of steps."
-    from ddpm_nb.classifier import fmnist_features, fid_from_features, kid_from_features
+    from ddpm_nb.classifier import fmnist_features
+    from ddpm_nb.metrics import fid_from_features, kid_from_features
     feature_fn = fmnist_features if feature_fn is None else feature_fn
     fref = ref if (isinstance(ref, Tensor) and ref.ndim == 2) else feature_fn(ref)
     rows = []
     for name in names:
         for s in steps:
             t0 = time.time()
-            x, _ = sample_grid(model, diffusion, n, name, s, eta, torch.Generator().manual_seed(seed), shape=shape, batch_size=batch_size)
+            x = sample(model, diffusion, n, name, s, eta, torch.Generator().manual_seed(seed), shape=shape, batch_size=batch_size)
             sec = time.time() - t0
             f = feature_fn(x)
             km, ks = kid_from_features(f, fref, subset_size=kid_subset_size)

@@ -4,19 +4,18 @@
 
 # %% ../nbs/07_train.ipynb #d6e79c11
 from __future__ import annotations
-import copy, dataclasses, errno, json, math, os, shutil, signal, sys, threading, time
+import copy, dataclasses, json, math, os, signal, threading, time
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import torch
 from torch import Tensor, nn
+from .sample import sample
+from .checkpoint import DIFFUSION_KEYS, _fsync_file, build_diffusion, latest_checkpoint, load_checkpoint, load_model, save_checkpoint
 
 # %% auto #0
-__all__ = ['DEFAULT_STEPS', 'RECIPES', 'CKPT_FILES', 'CKPT_FORMATS', 'DIFFUSION_KEYS', 'RUN_KEYS', 'TrainConfig', 'lr_at', 'EMA',
-           'epoch_permutation', 'DataOrder', 'rank_slice', 'rng_state', 'set_rng_state', 'CheckpointError',
-           'list_checkpoints', 'latest_checkpoint', 'save_checkpoint', 'resolve_checkpoint', 'load_checkpoint',
-           'build_model', 'diffusion_config', 'build_diffusion', 'model_from_config', 'weights_dir', 'shipped_weights',
-           'load_model', 'sample_images', 'NonFiniteLossError', 'pick_device', 'RunLockedError', 'RunLock',
-           'resolve_precision', 'make_config', 'train']
+__all__ = ['DEFAULT_STEPS', 'RECIPES', 'RUN_KEYS', 'TrainConfig', 'lr_at', 'EMA', 'epoch_permutation', 'DataOrder', 'rank_slice',
+           'rng_state', 'set_rng_state', 'build_model', 'diffusion_config', 'NonFiniteLossError', 'pick_device',
+           'RunLockedError', 'RunLock', 'resolve_precision', 'make_config', 'train']
 
 # %% ../nbs/07_train.ipynb #eb8549ab
 DEFAULT_STEPS = 350    # about 15 minutes of the fashion_mnist preset at batch 128 on a 2-core CPU (measured below)
@@ -208,121 +207,7 @@ def set_rng_state(state:dict, gen:torch.Generator):
     torch.set_rng_state(state['torch_cpu']); gen.set_state(state['gen'])
     if state.get('cuda') and torch.cuda.is_available(): torch.cuda.set_rng_state_all(list(state['cuda']))
 
-# %% ../nbs/07_train.ipynb #b3b89d82
-CKPT_FILES = ('config.json', 'model.safetensors', 'ema.safetensors', 'state.pt')
-CKPT_FORMATS = ('ddpm_nb-checkpoint-1',)   # the config.json formats this release reads
-
-class CheckpointError(ValueError):
-    "A checkpoint that exists but cannot be read (corrupt, truncated, or not a ddpm_nb checkpoint)."
-
-def _fsync_file(path):
-    with open(path, 'rb') as f: os.fsync(f.fileno())
-
-def _fsync_dir(path):
-    try:
-        fd = os.open(path, os.O_RDONLY)
-        try: os.fsync(fd)
-        finally: os.close(fd)
-    except OSError: pass   # directories cannot be fsynced on some platforms (Windows)
-
-def _ckpt_step(p:Path)->int|None:
-    n = p.name
-    return int(n[5:]) if n.startswith('ckpt-') and n[5:].isdigit() and p.is_dir() else None
-
-def list_checkpoints(run_dir)->list[Path]:
-    "The complete checkpoints `ckpt-<step>` in `run_dir`, oldest first."
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir(): return []
-    return sorted((p for p in run_dir.iterdir() if _ckpt_step(p) is not None), key=_ckpt_step)
-
-def latest_checkpoint(run_dir)->Path|None:
-    "The newest complete checkpoint in `run_dir`, or None."
-    c = list_checkpoints(run_dir)
-    return c[-1] if c else None
-
-# %% ../nbs/07_train.ipynb #8cf64abb
-def save_checkpoint(
-    run_dir,                 # the run directory; the checkpoint becomes run_dir/ckpt-<step>
-    step:int,                # optimizer steps taken
-    config:dict,             # JSON-able; must hold 'model' and 'diffusion' (see `make_config`)
-    model_sd:dict,           # the model's state_dict (tensors)
-    ema_sd:dict,             # the EMA model's state_dict
-    state:dict|None=None,    # training state for `torch.save` (tensors, numbers, strings, containers)
-    keep:int=2,              # keep this many newest checkpoints
-)->Path:                     # the checkpoint directory
-    "Write a checkpoint atomically: temp dir, fsync, rename; then drop all but the `keep` newest."
-    from safetensors.torch import save_file
-    run_dir = Path(run_dir); run_dir.mkdir(parents=True, exist_ok=True)
-    final = run_dir / f'ckpt-{step:07d}'
-    tmp = run_dir / f'.tmp-ckpt-{step:07d}-{os.getpid()}-{time.monotonic_ns()}'
-    tmp.mkdir()
-    try:
-        cfg = dict(config, step=step)
-        (tmp / 'config.json').write_text(json.dumps(cfg, indent=1))
-        save_file({k: v.detach().contiguous().cpu() for k, v in model_sd.items()}, str(tmp / 'model.safetensors'))
-        save_file({k: v.detach().contiguous().cpu() for k, v in ema_sd.items()}, str(tmp / 'ema.safetensors'))
-        if state is not None: torch.save(state, tmp / 'state.pt')
-        for f in tmp.iterdir(): _fsync_file(f)
-        _fsync_dir(tmp)
-        if final.exists():                                    # only when re-saving the same step: move it aside first
-            trash = run_dir / f'.tmp-old-{final.name}-{os.getpid()}'
-            os.rename(final, trash); os.rename(tmp, final); shutil.rmtree(trash, ignore_errors=True)
-        else: os.rename(tmp, final)
-        _fsync_dir(run_dir)
-    except OSError as e:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if e.errno != errno.ENOSPC: raise
-        prev = latest_checkpoint(run_dir)
-        raise OSError(errno.ENOSPC, f"no space left on the device of {str(run_dir)!r} while saving step {step}; nothing was "
-                      f"half-written and the last good checkpoint is {str(prev) if prev else 'none'}: free some space and --resume") from None
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True); raise
-    for old in list_checkpoints(run_dir)[:-keep]: shutil.rmtree(old, ignore_errors=True)
-    for t in run_dir.glob('.tmp-*'): shutil.rmtree(t, ignore_errors=True)   # debris of killed saves (one writer per run)
-    return final
-
-# %% ../nbs/07_train.ipynb #43cf4076
-def resolve_checkpoint(path)->Path:
-    "A checkpoint dir (has config.json) or a run dir (its newest ckpt-*), else FileNotFoundError."
-    p = Path(path)
-    if not p.exists(): raise FileNotFoundError(f"checkpoint {str(p)!r} does not exist")
-    if (p / 'config.json').exists() or p.name.startswith('ckpt-'): return p
-    c = latest_checkpoint(p)
-    if c is None: raise FileNotFoundError(f"no checkpoint in {str(p)!r}: expected a ckpt-* directory or config.json")
-    return c
-
-def load_checkpoint(
-    path,                 # a checkpoint directory or a run directory
-    state:bool=True,      # also load state.pt (optimizer, RNG, position); False for weights only
-    ema_only:bool=False,  # load only ema.safetensors (shipped weights have no model.safetensors)
-)->dict:                  # {'path', 'config', 'model', 'ema', 'state'} (missing parts are None)
-    "Read a checkpoint written by `save_checkpoint`: JSON config, safetensors weights, `weights_only` state."
-    from safetensors.torch import load_file
-    p = resolve_checkpoint(path)
-    need = ['config.json', 'ema.safetensors'] + ([] if ema_only else ['model.safetensors']) + (['state.pt'] if state else [])
-    missing = [f for f in need if not (p / f).is_file()]
-    if missing: raise CheckpointError(f"checkpoint {str(p)!r} is incomplete: missing {', '.join(missing)}")
-    out = {'path': p, 'model': None, 'ema': None, 'state': None}
-    try: out['config'] = json.loads((p / 'config.json').read_text())
-    except (ValueError, UnicodeDecodeError) as e: raise CheckpointError(f"checkpoint {str(p)!r}: config.json is not valid JSON ({e})") from None
-    if not isinstance(out['config'], dict) or 'model' not in out['config'] or 'diffusion' not in out['config']:
-        raise CheckpointError(f"checkpoint {str(p)!r}: config.json lacks the 'model' and 'diffusion' sections")
-    fmt = out['config'].get('format')
-    if fmt not in CKPT_FORMATS:
-        raise CheckpointError(f"checkpoint {str(p)!r} has format {fmt!r}; this release of ddpm_nb reads {', '.join(CKPT_FORMATS)} "
-                              f"(a newer checkpoint needs a newer ddpm_nb)")
-    for k in ['ema'] + ([] if ema_only else ['model']):
-        try: out[k] = load_file(str(p / f'{k}.safetensors'))
-        except Exception as e: raise CheckpointError(f"checkpoint {str(p)!r}: {k}.safetensors is corrupt ({type(e).__name__}: {str(e)[:100]})") from None
-    if state:
-        try: out['state'] = torch.load(p / 'state.pt', weights_only=True, map_location='cpu')
-        except Exception as e: raise CheckpointError(f"checkpoint {str(p)!r}: state.pt is corrupt or not weights-only ({type(e).__name__}), so it is not loaded; "
-                                                     f"resume from an earlier checkpoint or start a new run") from None
-    return out
-
 # %% ../nbs/07_train.ipynb #7fab1fef
-DIFFUSION_KEYS = ('beta_schedule', 'beta_start', 'beta_end', 'T', 'model_mean_type', 'model_var_type', 'loss_type')
-
 def build_model(cfg:TrainConfig, in_ch:int|None=None, resolution:int|None=None)->nn.Module:
     "The UNet of `cfg.preset` with `cfg.model` overrides (and the data's channels/resolution when given)."
     from ddpm_nb.unet import UNet
@@ -336,102 +221,6 @@ def diffusion_config(cfg:TrainConfig)->dict:
     "The diffusion settings of `cfg`, as stored in config.json."
     return {k: getattr(cfg, k) for k in DIFFUSION_KEYS}
 
-def build_diffusion(dcfg:dict):
-    "A `GaussianDiffusion` from the settings stored in config.json."
-    if not isinstance(dcfg, dict) or set(dcfg) != set(DIFFUSION_KEYS):
-        got = set(dcfg) if isinstance(dcfg, dict) else set()
-        raise CheckpointError(f"config.json's diffusion section must hold exactly {', '.join(DIFFUSION_KEYS)}"
-                              + (f"; missing {', '.join(sorted(set(DIFFUSION_KEYS) - got))}" if set(DIFFUSION_KEYS) - got else '')
-                              + (f"; unknown {', '.join(sorted(got - set(DIFFUSION_KEYS)))}" if got - set(DIFFUSION_KEYS) else ''))
-    from ddpm_nb.diffusion import GaussianDiffusion
-    from ddpm_nb.schedules import get_beta_schedule
-    betas = get_beta_schedule(dcfg['beta_schedule'], dcfg['T'], beta_start=dcfg['beta_start'], beta_end=dcfg['beta_end'])
-    return GaussianDiffusion(betas, model_mean_type=dcfg['model_mean_type'], model_var_type=dcfg['model_var_type'], loss_type=dcfg['loss_type'])
-
-def model_from_config(mcfg:dict)->nn.Module:
-    "Rebuild the network from the 'model' section of config.json."
-    from ddpm_nb.unet import UNet
-    if mcfg.get('class', 'UNet') != 'UNet': raise CheckpointError(f"unknown model class {mcfg.get('class')!r} in config.json (expected 'UNet')")
-    return UNet(**mcfg['config'])
-
-# %% ../nbs/07_train.ipynb #79e5515c
-def weights_dir()->Path:
-    "Where the package's shipped weights live: ddpm_nb/weights/<name>/."
-    import ddpm_nb
-    return Path(ddpm_nb.__file__).parent / 'weights'
-
-def shipped_weights()->list[str]:
-    "Names of the weights shipped in the package (each a directory with config.json)."
-    d = weights_dir()
-    return sorted(p.name for p in d.iterdir() if (p / 'config.json').is_file()) if d.is_dir() else []
-
-def load_model(
-    ckpt,                  # a checkpoint dir, a run dir, or a shipped name such as 'fashion_mnist'
-    ema:bool=True,         # the EMA weights (what the paper samples with); False: the raw trained weights
-    device='cpu',          # where to put the model
-)->tuple:                  # (model in eval mode, GaussianDiffusion, config dict)
-    "The trained network, its diffusion and its config from a checkpoint or a shipped name."
-    p = Path(os.fspath(ckpt)).expanduser()
-    if not p.exists():
-        w = weights_dir() / str(ckpt)
-        if not (w / 'config.json').is_file():
-            names = shipped_weights()
-            raise FileNotFoundError(f"no checkpoint {str(ckpt)!r}: not a path, nor a shipped model name "
-                                    f"(shipped: {', '.join(names) if names else 'none'})")
-        p = w
-    ck = load_checkpoint(p, state=False, ema_only=ema)
-    sd, where = ck['ema' if ema else 'model'], f"checkpoint {str(ck['path'])!r}"
-    try:
-        with torch.device('meta'): shapes = {k: tuple(v.shape) for k, v in model_from_config(ck['config']['model']).state_dict().items()}
-    except (TypeError, ValueError, KeyError) as e:
-        raise CheckpointError(f"{where}: config.json's model section does not describe a U-Net ({str(e).splitlines()[0]})") from None
-    bad = [k for k in shapes.keys() | sd.keys() if shapes.get(k) != (tuple(sd[k].shape) if k in sd else None)]
-    if bad:                                                   # checked before a single weight of the config's model is allocated
-        k = sorted(bad)[0]
-        raise CheckpointError(f"{where}: the weights do not fit the model in config.json ({len(bad)} tensors differ, e.g. {k}: "
-                              f"config {shapes.get(k, 'absent')}, file {tuple(sd[k].shape) if k in sd else 'absent'})")
-    nonfinite = [k for k, v in sd.items() if v.is_floating_point() and not torch.isfinite(v).all()]
-    if nonfinite: raise CheckpointError(f"{where}: {len(nonfinite)} weight tensors hold NaN or inf (e.g. {nonfinite[0]}); the run diverged before this checkpoint")
-    model = model_from_config(ck['config']['model'])
-    model.load_state_dict(sd)
-    return model.eval().requires_grad_(False).to(device), build_diffusion(ck['config']['diffusion']), ck['config']
-
-# %% ../nbs/07_train.ipynb #674170c4
-@torch.no_grad()
-def sample_images(
-    model:nn.Module,             # the network (EMA weights, eval mode)
-    diffusion,                   # the `GaussianDiffusion` it was trained with
-    n:int,                       # number of images
-    shape:tuple,                 # (C, H, W)
-    sampler:str='ancestral',     # 'ancestral' (Algorithm 2) or 'ddim' (η = `eta`)
-    steps:int|None=None,         # sampler steps; None or T: every step; fewer: respaced (`space_timesteps`)
-    eta:float=0.0,               # DDIM's η (0: deterministic)
-    generator:torch.Generator|None=None, # CPU generator for the initial noise and the sampler's noise
-    device='cpu',                # where the model lives
-    batch_size:int=256,          # images per sampler call
-    progress:bool=False,         # a progress bar over the steps
-)->Tensor:                       # [n, C, H, W] in [-1, 1], on the CPU
-    "`n` samples from `model` with the ancestral or DDIM sampler, optionally on `steps` respaced timesteps."
-    from ddpm_nb.diffusion import SpacedDiffusion, space_timesteps
-    if n < 1: raise ValueError(f"n must be >= 1 image, got {n}")
-    if sampler not in ('ancestral', 'ddim'): raise ValueError(f"sampler must be 'ancestral' or 'ddim', got {sampler!r}")
-    T = diffusion.num_timesteps
-    steps = T if steps is None else steps
-    if not 1 <= steps <= T: raise ValueError(f"sampler steps must lie in [1, {T}], got {steps}")
-    d = diffusion
-    if steps < T:
-        try: use = space_timesteps(T, f'ddim{steps}' if sampler == 'ddim' else [steps])   # DDIM: a fixed stride, as in its paper
-        except ValueError: use = space_timesteps(T, [steps])
-        d = SpacedDiffusion(use, betas=diffusion.betas, model_mean_type=diffusion.model_mean_type, model_var_type=diffusion.model_var_type,
-                            loss_type=diffusion.loss_type, rescale_timesteps=diffusion.rescale_timesteps)
-    out = []
-    for i in range(0, n, batch_size):
-        b = min(batch_size, n - i)
-        noise = torch.randn((b, *shape), generator=generator).to(device)
-        if sampler == 'ddim': x = d.ddim_sample_loop(model, (b, *shape), noise=noise, eta=eta, generator=generator, progress=progress)
-        else: x = d.p_sample_loop(model, (b, *shape), noise=noise, generator=generator, progress=progress)
-        out.append(x.float().clamp(-1, 1).cpu())
-    return torch.cat(out)
 
 # %% ../nbs/07_train.ipynb #95226a9e
 class NonFiniteLossError(RuntimeError):
@@ -660,8 +449,8 @@ def _loop(cfg, images, model, net, fwd, ema, diffusion, opt, scaler, gen, order,
 
     def grid(path, n):
         with torch.random.fork_rng(devices=[device] if device.type == 'cuda' else []):
-            x = sample_images(ema.model, diffusion, n, (C, H, W), sampler=cfg.sampler, steps=cfg.sample_steps,
-                              generator=torch.Generator().manual_seed(cfg.seed), device=device)
+            x = sample(ema.model, diffusion, n, cfg.sampler, cfg.sample_steps, generator=torch.Generator().manual_seed(cfg.seed),
+                       shape=(C, H, W), device=device)
         save_image_grid(x, path, nrow=max(1, int(math.sqrt(n))))
         return path
 
