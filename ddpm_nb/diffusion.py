@@ -4,9 +4,7 @@
 
 # %% ../nbs/04_diffusion.ipynb #e23d77cf
 from __future__ import annotations
-import math
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 from fastcore.basics import patch
 from .schedules import *
@@ -14,7 +12,6 @@ from .schedules import Schedule, extract, check_timesteps, check_betas, get_beta
 from .likelihood import *
 from .likelihood import mean_flat, normal_kl, discretized_gaussian_log_likelihood, bits_per_dim, nats_to_bits
 from . import forward as fwd
-import ddpm_nb.schedules as _schedules, ddpm_nb.likelihood as _likelihood
 
 # %% auto #0
 __all__ = ['MODEL_MEAN_TYPES', 'MODEL_VAR_TYPES', 'LOSS_TYPES', 'GaussianDiffusion', 'BETA_SCHEDULES', 'get_beta_schedule',

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import torch
 from torch import Tensor
-from .schedules import Schedule, extract, check_timesteps
+from .schedules import Schedule, extract
 
 # %% auto #0
 __all__ = ['q_step_mean_variance', 'q_step_sample', 'q_mean_variance', 'q_sample', 'gaussian_log_prob', 'q_log_prob_chain',

@@ -4,10 +4,9 @@
 
 # %% ../nbs/02_reverse.ipynb #c1e24cab
 from __future__ import annotations
-import math
 import torch
 from torch import Tensor
-from .schedules import Schedule, extract
+from .schedules import Schedule
 from .forward import gaussian_log_prob, q_mean_variance, q_sample, q_posterior_mean_variance, _check_schedule, _check_x
 _all_ = ['gaussian_log_prob']
 

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import torch
 from torch import nn, Tensor
-from .schedules import Schedule, extract, get_beta_schedule
+from .schedules import Schedule, extract
 
 # %% auto #0
 __all__ = ['MEAN_TYPES', 'VAR_TYPES', 'bin_centers', 'bin_edges', 'quantize', 'quantized_mixture_probs', 'entropy_bits',
@@ -143,7 +143,7 @@ class GaussianOracle(_Oracle):
 
     def posterior(self, xt, t):
         "E[x0 | x_t] and Var(x0 | x_t) (shapes of xt), from the joint Gaussian."
-        S, s2 = self.S, self.s ** 2
+        s2 = self.s ** 2
         a, b2 = extract(self.S.sqrt_alphas_cumprod, t, xt), extract(1 - self.S.alphas_cumprod, t, xt)
         den = a ** 2 * s2 + b2
         return self.mu + a * s2 / den * (xt - a * self.mu), (s2 * b2 / den).expand_as(xt)

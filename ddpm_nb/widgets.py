@@ -4,7 +4,7 @@
 
 # %% ../nbs/11_widgets.ipynb #3d6882f0
 from __future__ import annotations
-import html, io
+import io
 import numpy as np
 import torch
 from torch import Tensor
