@@ -61,6 +61,10 @@ class GaussianDiffusion:
         self.model_mean_type = _choice(model_mean_type, MODEL_MEAN_TYPES, 'model_mean_type')
         self.model_var_type = _choice(model_var_type, MODEL_VAR_TYPES, 'model_var_type')
         self.loss_type = _choice(loss_type, LOSS_TYPES, 'loss_type')
+        if self.loss_type == 'hybrid' and not self.learned_variance:
+            raise ValueError(f"loss_type='hybrid' adds a vb term that trains only the variance, and "
+                             f"model_var_type={model_var_type!r} is fixed, so that term would have no gradient: "
+                             "use a learned variance (model_var_type='learned' or 'learned_range') or loss_type='mse'")
         self.rescale_timesteps, self.lambda_vlb = bool(rescale_timesteps), float(lambda_vlb)
         self.schedule = S = Schedule(betas)
         self.num_timesteps = S.T
@@ -104,110 +108,113 @@ class GaussianDiffusion:
 # %% ../nbs/04_diffusion.ipynb #e55f8d09
 @patch
 def q_mean_variance(self:GaussianDiffusion,
-    x0:Tensor,  # clean data, shape [B, ...]
-    t:Tensor,   # 0-based timesteps, long [B]
-)->tuple:       # (mean, variance, log_variance) of q(x_t | x_0), each shaped like x0
+    x_start:Tensor,  # clean data x_0, shape [B, ...]
+    t:Tensor,        # 0-based timesteps, long [B]
+)->tuple:            # (mean, variance, log_variance) of q(x_t | x_0), each shaped like x_start
     "Mean, variance and log-variance of q(x_t | x_0) = N(√ᾱ_t x_0, (1-ᾱ_t) I)."
-    _check_x(x0, 'x0')
-    return fwd.q_mean_variance(self.schedule, x0, self._check_t(t, x0))
+    _check_x(x_start, 'x_start')
+    return fwd.q_mean_variance(self.schedule, x_start, self._check_t(t, x_start))
 
 @patch
 def q_sample(self:GaussianDiffusion,
-    x0:Tensor,                # clean data, shape [B, ...]
+    x_start:Tensor,           # clean data x_0, shape [B, ...]
     t:Tensor,                 # 0-based timesteps, long [B]
-    noise:Tensor|None=None,   # ε shaped like x0; drawn from `generator` if None
-    generator:torch.Generator|None=None,
+    noise:Tensor|None=None,   # ε shaped like x_start; drawn from `generator` if None
+    *, generator:torch.Generator|None=None,
 )->Tensor:                    # x_t = √ᾱ_t x_0 + √(1-ᾱ_t) ε
     "Sample x_t ~ q(x_t | x_0)."
-    _check_x(x0, 'x0')
-    if noise is None: noise = _randn(x0.shape, x0.dtype, x0.device, generator)
-    _check_like(noise, x0, 'noise', 'x0')
-    return fwd.q_sample(self.schedule, x0, self._check_t(t, x0), noise)
+    _check_x(x_start, 'x_start')
+    if noise is None: noise = _randn(x_start.shape, x_start.dtype, x_start.device, generator)
+    _check_like(noise, x_start, 'noise', 'x_start')
+    return fwd.q_sample(self.schedule, x_start, self._check_t(t, x_start), noise)
 
 @patch
 def q_posterior_mean_variance(self:GaussianDiffusion,
-    x0:Tensor,  # clean data, shape [B, ...]
-    xt:Tensor,  # x_t, same shape
-    t:Tensor,   # 0-based timesteps, long [B]
-)->tuple:       # (mean, variance, log_variance_clipped) of q(x_{t-1} | x_t, x_0)
+    x_start:Tensor,  # clean data x_0, shape [B, ...]
+    x_t:Tensor,      # x_t, same shape
+    t:Tensor,        # 0-based timesteps, long [B]
+)->tuple:            # (mean, variance, log_variance_clipped) of q(x_{t-1} | x_t, x_0)
     "Mean μ̃_t, variance β̃_t and clipped log-variance of the posterior q(x_{t-1} | x_t, x_0)."
-    _check_x(x0, 'x0'); _check_like(xt, x0, 'xt', 'x0')
-    return fwd.q_posterior_mean_variance(self.schedule, x0, xt, self._check_t(t, x0))
+    _check_x(x_start, 'x_start'); _check_like(x_t, x_start, 'x_t', 'x_start')
+    return fwd.q_posterior_mean_variance(self.schedule, x_start, x_t, self._check_t(t, x_start))
 
 @patch
-def _q_sample(self:GaussianDiffusion, x0, t, noise):
+def _q_sample(self:GaussianDiffusion, x_start, t, noise):
     "Unchecked q_sample for the loops."
-    return self._coef('sqrt_alphas_cumprod', t, x0) * x0 + self._coef('sqrt_one_minus_alphas_cumprod', t, x0) * noise
+    return (self._coef('sqrt_alphas_cumprod', t, x_start) * x_start
+            + self._coef('sqrt_one_minus_alphas_cumprod', t, x_start) * noise)
 
 @patch
-def _posterior_mean(self:GaussianDiffusion, x0, xt, t):
+def _posterior_mean(self:GaussianDiffusion, x_start, x_t, t):
     "Unchecked posterior mean μ̃_t(x_t, x_0) for the loops (the formula of `fwd.q_posterior_mean_variance`)."
-    return self._coef('posterior_mean_coef1', t, xt) * x0 + self._coef('posterior_mean_coef2', t, xt) * xt
+    return self._coef('posterior_mean_coef1', t, x_t) * x_start + self._coef('posterior_mean_coef2', t, x_t) * x_t
 
 # %% ../nbs/04_diffusion.ipynb #5b4c637e
 @patch
-def _predict_xstart_from_eps(self:GaussianDiffusion, xt, t, eps):
-    return self._coef('sqrt_recip_alphas_cumprod', t, xt) * xt - self._coef('sqrt_recipm1_alphas_cumprod', t, xt) * eps
+def _predict_xstart_from_eps(self:GaussianDiffusion, x_t, t, eps):
+    return (self._coef('sqrt_recip_alphas_cumprod', t, x_t) * x_t
+            - self._coef('sqrt_recipm1_alphas_cumprod', t, x_t) * eps)
 
 @patch
-def _predict_eps_from_xstart(self:GaussianDiffusion, xt, t, pred_xstart):
-    return (self._coef('sqrt_recip_alphas_cumprod', t, xt) * xt - pred_xstart) / self._coef('sqrt_recipm1_alphas_cumprod', t, xt)
+def _predict_eps_from_xstart(self:GaussianDiffusion, x_t, t, pred_xstart):
+    return ((self._coef('sqrt_recip_alphas_cumprod', t, x_t) * x_t - pred_xstart)
+            / self._coef('sqrt_recipm1_alphas_cumprod', t, x_t))
 
 @patch
-def _predict_xstart_from_xprev(self:GaussianDiffusion, xt, t, xprev):
-    return (xprev - self._coef('posterior_mean_coef2', t, xt) * xt) / self._coef('posterior_mean_coef1', t, xt)
+def _predict_xstart_from_xprev(self:GaussianDiffusion, x_t, t, xprev):
+    return (xprev - self._coef('posterior_mean_coef2', t, x_t) * x_t) / self._coef('posterior_mean_coef1', t, x_t)
 
 @patch
-def _predict_xstart_from_v(self:GaussianDiffusion, xt, t, v):
-    return self._coef('sqrt_alphas_cumprod', t, xt) * xt - self._coef('sqrt_one_minus_alphas_cumprod', t, xt) * v
+def _predict_xstart_from_v(self:GaussianDiffusion, x_t, t, v):
+    return self._coef('sqrt_alphas_cumprod', t, x_t) * x_t - self._coef('sqrt_one_minus_alphas_cumprod', t, x_t) * v
 
 @patch
-def _predict_eps_from_v(self:GaussianDiffusion, xt, t, v):
-    return self._coef('sqrt_one_minus_alphas_cumprod', t, xt) * xt + self._coef('sqrt_alphas_cumprod', t, xt) * v
+def _predict_eps_from_v(self:GaussianDiffusion, x_t, t, v):
+    return self._coef('sqrt_one_minus_alphas_cumprod', t, x_t) * x_t + self._coef('sqrt_alphas_cumprod', t, x_t) * v
 
 @patch
-def _predict_v(self:GaussianDiffusion, x0, t, eps):
-    return self._coef('sqrt_alphas_cumprod', t, x0) * eps - self._coef('sqrt_one_minus_alphas_cumprod', t, x0) * x0
+def _predict_v(self:GaussianDiffusion, x_start, t, eps):
+    return (self._coef('sqrt_alphas_cumprod', t, x_start) * eps
+            - self._coef('sqrt_one_minus_alphas_cumprod', t, x_start) * x_start)
 
-def _conv_args(self, xt, t, y, xt_name, y_name):
-    _check_x(xt, xt_name); _check_like(y, xt, y_name, xt_name)
-    return self._check_t(t, xt)
+def _conv_args(self, x, t, y, x_name, y_name):
+    _check_x(x, x_name); _check_like(y, x, y_name, x_name)
+    return self._check_t(t, x)
 
 @patch
-def predict_xstart_from_eps(self:GaussianDiffusion, xt:Tensor, t:Tensor, eps:Tensor)->Tensor:
+def predict_xstart_from_eps(self:GaussianDiffusion, x_t:Tensor, t:Tensor, eps:Tensor)->Tensor:
     "x̂_0 = (x_t - √(1-ᾱ_t) ε)/√ᾱ_t from x_t [B, ...], 0-based t [B] and ε (shaped like x_t)."
-    return self._predict_xstart_from_eps(xt, _conv_args(self, xt, t, eps, 'xt', 'eps'), eps)
+    return self._predict_xstart_from_eps(x_t, _conv_args(self, x_t, t, eps, 'x_t', 'eps'), eps)
 
 @patch
-def predict_eps_from_xstart(self:GaussianDiffusion, xt:Tensor, t:Tensor, pred_xstart:Tensor)->Tensor:
+def predict_eps_from_xstart(self:GaussianDiffusion, x_t:Tensor, t:Tensor, pred_xstart:Tensor)->Tensor:
     "ε = (x_t/√ᾱ_t - x̂_0)/√(1/ᾱ_t - 1) from x_t, t and x̂_0."
-    return self._predict_eps_from_xstart(xt, _conv_args(self, xt, t, pred_xstart, 'xt', 'pred_xstart'), pred_xstart)
+    return self._predict_eps_from_xstart(x_t, _conv_args(self, x_t, t, pred_xstart, 'x_t', 'pred_xstart'), pred_xstart)
 
 @patch
-def predict_xstart_from_xprev(self:GaussianDiffusion, xt:Tensor, t:Tensor, xprev:Tensor)->Tensor:
+def predict_xstart_from_xprev(self:GaussianDiffusion, x_t:Tensor, t:Tensor, xprev:Tensor)->Tensor:
     "x̂_0 = (μ̃_t - c_2 x_t)/c_1 from x_t, t and the mean μ̃_t of x_{t-1}."
-    return self._predict_xstart_from_xprev(xt, _conv_args(self, xt, t, xprev, 'xt', 'xprev'), xprev)
+    return self._predict_xstart_from_xprev(x_t, _conv_args(self, x_t, t, xprev, 'x_t', 'xprev'), xprev)
 
 @patch
-def predict_xstart_from_v(self:GaussianDiffusion, xt:Tensor, t:Tensor, v:Tensor)->Tensor:
+def predict_xstart_from_v(self:GaussianDiffusion, x_t:Tensor, t:Tensor, v:Tensor)->Tensor:
     "x̂_0 = √ᾱ_t x_t - √(1-ᾱ_t) v from x_t, t and v."
-    return self._predict_xstart_from_v(xt, _conv_args(self, xt, t, v, 'xt', 'v'), v)
+    return self._predict_xstart_from_v(x_t, _conv_args(self, x_t, t, v, 'x_t', 'v'), v)
 
 @patch
-def predict_eps_from_v(self:GaussianDiffusion, xt:Tensor, t:Tensor, v:Tensor)->Tensor:
+def predict_eps_from_v(self:GaussianDiffusion, x_t:Tensor, t:Tensor, v:Tensor)->Tensor:
     "ε = √(1-ᾱ_t) x_t + √ᾱ_t v from x_t, t and v."
-    return self._predict_eps_from_v(xt, _conv_args(self, xt, t, v, 'xt', 'v'), v)
+    return self._predict_eps_from_v(x_t, _conv_args(self, x_t, t, v, 'x_t', 'v'), v)
 
 @patch
-def predict_v(self:GaussianDiffusion, x0:Tensor, t:Tensor, eps:Tensor)->Tensor:
+def predict_v(self:GaussianDiffusion, x_start:Tensor, t:Tensor, eps:Tensor)->Tensor:
     "The velocity v = √ᾱ_t ε - √(1-ᾱ_t) x_0 from x_0, t and ε (the 'v' training target)."
-    return self._predict_v(x0, _conv_args(self, x0, t, eps, 'x0', 'eps'), eps)
+    return self._predict_v(x_start, _conv_args(self, x_start, t, eps, 'x_start', 'eps'), eps)
 
 @patch
-def predict_xprev_from_xstart(self:GaussianDiffusion, xt:Tensor, t:Tensor, pred_xstart:Tensor)->Tensor:
+def predict_xprev_from_xstart(self:GaussianDiffusion, x_t:Tensor, t:Tensor, pred_xstart:Tensor)->Tensor:
     "μ̃_t = c_1 x̂_0 + c_2 x_t: the mean of x_{t-1} implied by a prediction of x_0."
-    _check_x(xt, 'xt'); _check_like(pred_xstart, xt, 'pred_xstart', 'xt')
-    return self._posterior_mean(pred_xstart, xt, self._check_t(t, xt))
+    return self._posterior_mean(pred_xstart, x_t, _conv_args(self, x_t, t, pred_xstart, 'x_t', 'pred_xstart'))
 
 # %% ../nbs/04_diffusion.ipynb #02f26742
 @patch
@@ -230,7 +237,8 @@ def _split_output(self:GaussianDiffusion, out, x):
     return torch.split(out, C, dim=1) if self.learned_variance else (out, None)
 
 @patch
-def _p_mean_variance(self:GaussianDiffusion, model, x, t, clip_denoised=True, denoised_fn=None, model_kwargs=None, model_output=None):
+def _p_mean_variance(self:GaussianDiffusion, model, x, t, clip_denoised=True, denoised_fn=None, model_kwargs=None, *,
+                     model_output=None):
     out = self._model_forward(model, x, t, model_kwargs) if model_output is None else model_output
     out, var_out = self._split_output(out, x)
     if self.model_var_type == 'learned':
@@ -258,19 +266,20 @@ def _p_mean_variance(self:GaussianDiffusion, model, x, t, clip_denoised=True, de
 @patch
 def p_mean_variance(self:GaussianDiffusion,
     model,                     # callable model(x_t, t, **model_kwargs)
-    xt:Tensor,                 # x_t, shape [B, C, ...]
+    x:Tensor,                  # x_t, shape [B, C, ...]
     t:Tensor,                  # 0-based timesteps, long [B]
     clip_denoised:bool=True,   # clip x̂_0 to [-1, 1]
     denoised_fn=None,          # optional function applied to x̂_0 before clipping
     model_kwargs:dict|None=None, # extra keyword arguments for the model (e.g. class labels)
-)->dict:                       # mean, variance, log_variance (each shaped like xt), pred_xstart
+)->dict:                       # mean, variance, log_variance (each shaped like x), pred_xstart
     "The reverse step p_θ(x_{t-1} | x_t) = N(mean, variance): run the model and convert its output."
-    _check_x(xt, 'xt')
-    return self._p_mean_variance(model, xt, self._check_t(t, xt), clip_denoised, denoised_fn, model_kwargs)
+    _check_x(x, 'x')
+    return self._p_mean_variance(model, x, self._check_t(t, x), clip_denoised, denoised_fn, model_kwargs)
 
 # %% ../nbs/04_diffusion.ipynb #995d544e
 @patch
-def _p_sample(self:GaussianDiffusion, model, x, t, noise=None, clip_denoised=True, denoised_fn=None, model_kwargs=None, generator=None):
+def _p_sample(self:GaussianDiffusion, model, x, t, clip_denoised=True, denoised_fn=None, model_kwargs=None, noise=None,
+              generator=None):
     out = self._p_mean_variance(model, x, t, clip_denoised, denoised_fn, model_kwargs)
     if noise is None: noise = _randn(x.shape, x.dtype, x.device, generator)
     nonzero = (t != 0).to(x.dtype).reshape(x.shape[0], *((1,) * (x.ndim - 1)))
@@ -279,24 +288,25 @@ def _p_sample(self:GaussianDiffusion, model, x, t, noise=None, clip_denoised=Tru
 @patch
 def p_sample(self:GaussianDiffusion,
     model,                     # callable model(x_t, t)
-    xt:Tensor,                 # x_t, shape [B, C, ...]
+    x:Tensor,                  # x_t, shape [B, C, ...]
     t:Tensor,                  # 0-based timesteps, long [B]
-    noise:Tensor|None=None,    # z shaped like xt; drawn from `generator` if None (unused where t = 0)
     clip_denoised:bool=True,   # clip x̂_0 to [-1, 1]
     denoised_fn=None,          # optional function applied to x̂_0
     model_kwargs:dict|None=None,
+    *, noise:Tensor|None=None, # z shaped like x; drawn from `generator` if None (unused where t = 0)
     generator:torch.Generator|None=None,
 )->dict:                       # sample (x_{t-1}), pred_xstart
     "One ancestral step: x_{t-1} = μ_θ(x_t, t) + σ_t z, with no noise at index 0."
-    _check_x(xt, 'xt')
-    if noise is not None: _check_like(noise, xt, 'noise', 'xt')
-    return self._p_sample(model, xt, self._check_t(t, xt), noise, clip_denoised, denoised_fn, model_kwargs, generator)
+    _check_x(x, 'x')
+    if noise is not None: _check_like(noise, x, 'noise', 'x')
+    return self._p_sample(model, x, self._check_t(t, x), clip_denoised, denoised_fn, model_kwargs, noise, generator)
 
 @patch
 def _start_loop(self:GaussianDiffusion, model, shape, noise, device, dtype, generator):
     if noise is not None:
         _check_x(noise, 'noise')
-        if tuple(noise.shape) != tuple(shape): raise ValueError(f"noise must have shape {tuple(shape)} (the shape argument), got {tuple(noise.shape)}")
+        if tuple(noise.shape) != tuple(shape):
+            raise ValueError(f"noise must have shape {tuple(shape)} (the shape argument), got {tuple(noise.shape)}")
         return noise if device is None else noise.to(device)
     if not isinstance(shape, (tuple, list, torch.Size)) or len(shape) < 2 or not all(isinstance(s, int) and s > 0 for s in shape):
         raise ValueError(f"shape must be a tuple of positive ints (B, C, ...), got {shape!r}")
@@ -310,12 +320,12 @@ def p_sample_loop_progressive(self:GaussianDiffusion,
     model,                      # callable model(x_t, t)
     shape:tuple,                # (B, C, ...) of the samples
     noise:Tensor|None=None,     # x_T; drawn from `generator` if None
-    generator:torch.Generator|None=None, # the source of all randomness (best on the sampling device)
-    progress:bool=False,        # show a tqdm bar
-    device=None,                # where to sample (default: noise's device, else the model's, else CPU)
     clip_denoised:bool=True,    # clip x̂_0 to [-1, 1] at every step
     denoised_fn=None,           # optional function applied to x̂_0
     model_kwargs:dict|None=None,
+    device=None,                # where to sample (default: noise's device, else the model's, else CPU)
+    progress:bool=False,        # show a tqdm bar
+    *, generator:torch.Generator|None=None, # the source of all randomness (best on the sampling device)
     dtype=torch.float32,        # dtype of the samples (when noise is not given)
 ):                              # yields dict(sample, pred_xstart, t) after each step
     "Ancestral sampling (Algorithm 2), yielding each step's x_{t-1} and x̂_0."
@@ -327,7 +337,7 @@ def p_sample_loop_progressive(self:GaussianDiffusion,
     for i in indices:
         t = torch.full((img.shape[0],), i, device=img.device, dtype=torch.long)
         with torch.no_grad():
-            out = self._p_sample(model, img, t, None, clip_denoised, denoised_fn, model_kwargs, generator)
+            out = self._p_sample(model, img, t, clip_denoised, denoised_fn, model_kwargs, None, generator)
         out['t'] = i
         yield out
         img = out['sample']
@@ -337,17 +347,18 @@ def p_sample_loop(self:GaussianDiffusion,
     model,                      # callable model(x_t, t)
     shape:tuple,                # (B, C, ...) of the samples
     noise:Tensor|None=None,     # x_T; drawn from `generator` if None
-    generator:torch.Generator|None=None, # the source of all randomness (best on the sampling device)
-    progress:bool=False,        # show a tqdm bar
-    device=None,                # default: noise's device, else the model's, else CPU
     clip_denoised:bool=True,    # clip x̂_0 to [-1, 1] at every step
     denoised_fn=None,           # optional function applied to x̂_0
     model_kwargs:dict|None=None,
+    device=None,                # default: noise's device, else the model's, else CPU
+    progress:bool=False,        # show a tqdm bar
+    *, generator:torch.Generator|None=None, # the source of all randomness (best on the sampling device)
     dtype=torch.float32,        # dtype of the samples (when noise is not given)
 )->Tensor:                      # x_0 samples, shape `shape`
     "Ancestral sampling (Algorithm 2): x_T ~ N(0, I), then T reverse steps; returns x_0."
     final = None
-    for final in self.p_sample_loop_progressive(model, shape, noise, generator, progress, device, clip_denoised, denoised_fn, model_kwargs, dtype): pass
+    for final in self.p_sample_loop_progressive(model, shape, noise, clip_denoised, denoised_fn, model_kwargs, device,
+                                                progress, generator=generator, dtype=dtype): pass
     return final['sample']
 
 # %% ../nbs/04_diffusion.ipynb #b65b6149
@@ -359,7 +370,8 @@ def ddim_sigma(self:GaussianDiffusion, t:Tensor, eta:float=0.0, like:Tensor|None
     return eta * torch.sqrt((1 - abp) / (1 - ab)) * torch.sqrt(1 - ab / abp)
 
 @patch
-def _ddim_sample(self:GaussianDiffusion, model, x, t, noise=None, clip_denoised=True, denoised_fn=None, model_kwargs=None, eta=0.0, generator=None):
+def _ddim_sample(self:GaussianDiffusion, model, x, t, clip_denoised=True, denoised_fn=None, model_kwargs=None, eta=0.0,
+                 noise=None, generator=None):
     out = self._p_mean_variance(model, x, t, clip_denoised, denoised_fn, model_kwargs)
     eps = self._predict_eps_from_xstart(x, t, out['pred_xstart'])
     abp = self._coef('alphas_cumprod_prev', t, x)
@@ -372,22 +384,26 @@ def _ddim_sample(self:GaussianDiffusion, model, x, t, noise=None, clip_denoised=
 
 @patch
 def ddim_sample(self:GaussianDiffusion,
-    model, xt:Tensor, t:Tensor,  # the model, x_t [B, C, ...], 0-based timesteps long [B]
-    noise:Tensor|None=None,      # z shaped like xt (used only if eta > 0)
+    model, x:Tensor, t:Tensor,   # the model, x_t [B, C, ...], 0-based timesteps long [B]
     clip_denoised:bool=True, denoised_fn=None, model_kwargs:dict|None=None,
     eta:float=0.0,               # 0: deterministic DDIM; 1: DDPM's ancestral step with β̃_t
+    *, noise:Tensor|None=None,   # z shaped like x (used only if eta > 0)
     generator:torch.Generator|None=None,
 )->dict:                         # sample (x_{t-1}), pred_xstart
     "One DDIM step from x_t to x_{t-1}."
-    _check_x(xt, 'xt')
-    if noise is not None: _check_like(noise, xt, 'noise', 'xt')
+    _check_x(x, 'x')
+    if noise is not None: _check_like(noise, x, 'noise', 'x')
     if not eta >= 0: raise ValueError(f"eta must be >= 0, got {eta!r}")
-    return self._ddim_sample(model, xt, self._check_t(t, xt), noise, clip_denoised, denoised_fn, model_kwargs, eta, generator)
+    return self._ddim_sample(model, x, self._check_t(t, x), clip_denoised, denoised_fn, model_kwargs, eta, noise,
+                             generator)
 
 @patch
-def ddim_sample_loop_progressive(self:GaussianDiffusion, model, shape:tuple, noise:Tensor|None=None, generator:torch.Generator|None=None,
-                                 progress:bool=False, device=None, eta:float=0.0, clip_denoised:bool=True, denoised_fn=None,
-                                 model_kwargs:dict|None=None, dtype=torch.float32):
+def ddim_sample_loop_progressive(self:GaussianDiffusion,
+    model, shape:tuple, noise:Tensor|None=None,
+    clip_denoised:bool=True, denoised_fn=None, model_kwargs:dict|None=None,
+    device=None, progress:bool=False, eta:float=0.0,
+    *, generator:torch.Generator|None=None, dtype=torch.float32,
+):
     "DDIM sampling, yielding dict(sample, pred_xstart, t) after each step."
     if not eta >= 0: raise ValueError(f"eta must be >= 0, got {eta!r}")
     img = self._start_loop(model, shape, noise, device, dtype, generator)
@@ -398,7 +414,7 @@ def ddim_sample_loop_progressive(self:GaussianDiffusion, model, shape:tuple, noi
     for i in indices:
         t = torch.full((img.shape[0],), i, device=img.device, dtype=torch.long)
         with torch.no_grad():
-            out = self._ddim_sample(model, img, t, None, clip_denoised, denoised_fn, model_kwargs, eta, generator)
+            out = self._ddim_sample(model, img, t, clip_denoised, denoised_fn, model_kwargs, eta, None, generator)
         out['t'] = i
         yield out
         img = out['sample']
@@ -408,106 +424,108 @@ def ddim_sample_loop(self:GaussianDiffusion,
     model,                       # callable model(x_t, t)
     shape:tuple,                 # (B, C, ...) of the samples
     noise:Tensor|None=None,      # x_T; drawn from `generator` if None
-    generator:torch.Generator|None=None, # the source of all randomness
-    progress:bool=False,         # show a tqdm bar
-    device=None,                 # default: noise's device, else the model's, else CPU
-    eta:float=0.0,               # 0: deterministic given x_T; 1: DDPM's 'fixedsmall' ancestral sampling
     clip_denoised:bool=True, denoised_fn=None, model_kwargs:dict|None=None,
+    device=None,                 # default: noise's device, else the model's, else CPU
+    progress:bool=False,         # show a tqdm bar
+    eta:float=0.0,               # 0: deterministic given x_T; 1: DDPM's 'fixedsmall' ancestral sampling
+    *, generator:torch.Generator|None=None, # the source of all randomness
     dtype=torch.float32,
 )->Tensor:                       # x_0 samples
     "DDIM sampling over this diffusion's timesteps (for fewer steps, respace it: `ddpm_nb.respace`)."
     final = None
-    for final in self.ddim_sample_loop_progressive(model, shape, noise, generator, progress, device, eta, clip_denoised, denoised_fn, model_kwargs, dtype): pass
+    for final in self.ddim_sample_loop_progressive(model, shape, noise, clip_denoised, denoised_fn, model_kwargs,
+                                                   device, progress, eta, generator=generator, dtype=dtype): pass
     return final['sample']
 
 # %% ../nbs/04_diffusion.ipynb #594f5a3b
 @patch
-def _vb_terms_bpd(self:GaussianDiffusion, model, x0, xt, t, clip_denoised=True, model_kwargs=None, model_output=None):
-    true_mean = self._posterior_mean(x0, xt, t)
-    true_log_var = self._coef('posterior_log_variance_clipped', t, xt)
-    out = self._p_mean_variance(model, xt, t, clip_denoised, None, model_kwargs, model_output)
+def _vb_terms_bpd(self:GaussianDiffusion, model, x_start, x_t, t, clip_denoised=True, model_kwargs=None, *,
+                  model_output=None):
+    true_mean = self._posterior_mean(x_start, x_t, t)
+    true_log_var = self._coef('posterior_log_variance_clipped', t, x_t)
+    out = self._p_mean_variance(model, x_t, t, clip_denoised, None, model_kwargs, model_output=model_output)
     kl = bits_per_dim(normal_kl(true_mean, true_log_var, out['mean'], out['log_variance']))
-    nll = -bits_per_dim(discretized_gaussian_log_likelihood(x0, out['mean'], 0.5 * out['log_variance']))
+    nll = -bits_per_dim(discretized_gaussian_log_likelihood(x_start, out['mean'], 0.5 * out['log_variance']))
     return dict(output=torch.where(t == 0, nll, kl), pred_xstart=out['pred_xstart'])
 
 @patch
 def vb_terms_bpd(self:GaussianDiffusion,
     model,                    # callable model(x_t, t)
-    x0:Tensor,                # data (8-bit values k/127.5 - 1), shape [B, C, ...]
-    xt:Tensor,                # x_t ~ q(x_t | x_0), same shape
+    x_start:Tensor,           # data x_0 (8-bit values k/127.5 - 1), shape [B, C, ...]
+    x_t:Tensor,               # x_t ~ q(x_t | x_0), same shape
     t:Tensor,                 # 0-based timesteps, long [B]
     clip_denoised:bool=True,  # clip x̂_0 to [-1, 1]
     model_kwargs:dict|None=None,
 )->dict:                      # output: bits/dim per example [B]; pred_xstart
     "The bound term at each example's timestep: KL(q(x_{t-1}|x_t,x_0) || p_θ(x_{t-1}|x_t)) for index > 0, the decoder NLL at index 0."
-    _check_x(x0, 'x0'); _check_like(xt, x0, 'xt', 'x0')
-    return self._vb_terms_bpd(model, x0, xt, self._check_t(t, x0), clip_denoised, model_kwargs)
+    _check_x(x_start, 'x_start'); _check_like(x_t, x_start, 'x_t', 'x_start')
+    return self._vb_terms_bpd(model, x_start, x_t, self._check_t(t, x_start), clip_denoised, model_kwargs)
 
 @patch
-def prior_bpd(self:GaussianDiffusion, x0:Tensor)->Tensor:
+def prior_bpd(self:GaussianDiffusion, x_start:Tensor)->Tensor:
     "L_T = KL(q(x_T | x_0) || N(0, I)) in bits/dim, per example [B]."
-    _check_x(x0, 'x0')
-    t = torch.full((x0.shape[0],), self.num_timesteps - 1, dtype=torch.long, device=x0.device)
-    mean, _, log_var = fwd.q_mean_variance(self.schedule, x0, t)
+    _check_x(x_start, 'x_start')
+    t = torch.full((x_start.shape[0],), self.num_timesteps - 1, dtype=torch.long, device=x_start.device)
+    mean, _, log_var = fwd.q_mean_variance(self.schedule, x_start, t)
     return bits_per_dim(normal_kl(mean, log_var, 0.0, 0.0))
 
 @patch
 def calc_bpd_loop(self:GaussianDiffusion,
     model,                      # callable model(x_t, t)
-    x0:Tensor,                  # 8-bit data k/127.5 - 1, shape [B, C, ...]
+    x_start:Tensor,             # 8-bit data k/127.5 - 1, shape [B, C, ...]
     clip_denoised:bool=True,    # clip x̂_0 to [-1, 1]
-    progress:bool=False,        # show a tqdm bar
     model_kwargs:dict|None=None,
+    *, progress:bool=False,     # show a tqdm bar
     generator:torch.Generator|None=None, # the source of the x_t draws
 )->dict:                        # total_bpd [B], prior_bpd [B], vb [B, T], xstart_mse [B, T], mse [B, T]
     "The whole bound in bits/dim, one x_t ~ q(x_t|x_0) per timestep; column i of vb/mse/xstart_mse is timestep index i."
-    _check_x(x0, 'x0')
-    B, T = x0.shape[0], self.num_timesteps
+    _check_x(x_start, 'x_start')
+    B, T = x_start.shape[0], self.num_timesteps
     vb, xstart_mse, mse = [None] * T, [None] * T, [None] * T
     indices = range(T - 1, -1, -1)
     if progress:
         from tqdm.auto import tqdm
         indices = tqdm(indices)
     for i in indices:
-        t = torch.full((B,), i, dtype=torch.long, device=x0.device)
-        noise = _randn(x0.shape, x0.dtype, x0.device, generator)
-        xt = self._q_sample(x0, t, noise)
+        t = torch.full((B,), i, dtype=torch.long, device=x_start.device)
+        noise = _randn(x_start.shape, x_start.dtype, x_start.device, generator)
+        x_t = self._q_sample(x_start, t, noise)
         with torch.no_grad():
-            out = self._vb_terms_bpd(model, x0, xt, t, clip_denoised, model_kwargs)
+            out = self._vb_terms_bpd(model, x_start, x_t, t, clip_denoised, model_kwargs)
         vb[i] = out['output']
-        xstart_mse[i] = mean_flat((out['pred_xstart'] - x0) ** 2)
-        mse[i] = mean_flat((self._predict_eps_from_xstart(xt, t, out['pred_xstart']) - noise) ** 2)
+        xstart_mse[i] = mean_flat((out['pred_xstart'] - x_start) ** 2)
+        mse[i] = mean_flat((self._predict_eps_from_xstart(x_t, t, out['pred_xstart']) - noise) ** 2)
     vb, xstart_mse, mse = torch.stack(vb, 1), torch.stack(xstart_mse, 1), torch.stack(mse, 1)
-    prior = self.prior_bpd(x0)
+    prior = self.prior_bpd(x_start)
     return dict(total_bpd=vb.sum(1) + prior, prior_bpd=prior, vb=vb, xstart_mse=xstart_mse, mse=mse)
 
 # %% ../nbs/04_diffusion.ipynb #36910caf
 @patch
 def training_losses(self:GaussianDiffusion,
     model,                     # callable model(x_t, t)
-    x0:Tensor,                 # data in [-1, 1], shape [B, C, ...]
+    x_start:Tensor,            # data x_0 in [-1, 1], shape [B, C, ...]
     t:Tensor,                  # 0-based timesteps, long [B]
-    noise:Tensor|None=None,    # ε shaped like x0; drawn from `generator` if None
     model_kwargs:dict|None=None,
-    generator:torch.Generator|None=None,
+    noise:Tensor|None=None,    # ε shaped like x_start; drawn from `generator` if None
+    *, generator:torch.Generator|None=None,
 )->dict:                       # loss [B]; mse [B] and/or vb [B] (bits/dim)
     "Per-example training loss for `self.loss_type`, with its parts."
-    _check_x(x0, 'x0'); t = self._check_t(t, x0)
-    if noise is None: noise = _randn(x0.shape, x0.dtype, x0.device, generator)
-    _check_like(noise, x0, 'noise', 'x0')
-    xt = self._q_sample(x0, t, noise)
+    _check_x(x_start, 'x_start'); t = self._check_t(t, x_start)
+    if noise is None: noise = _randn(x_start.shape, x_start.dtype, x_start.device, generator)
+    _check_like(noise, x_start, 'noise', 'x_start')
+    x_t = self._q_sample(x_start, t, noise)
     T, terms = self.num_timesteps, {}
     if self.loss_type in ('kl', 'rescaled_kl'):
-        terms['vb'] = self._vb_terms_bpd(model, x0, xt, t, False, model_kwargs)['output']
+        terms['vb'] = self._vb_terms_bpd(model, x_start, x_t, t, False, model_kwargs)['output']
         terms['loss'] = terms['vb'] * (T if self.loss_type == 'rescaled_kl' else 1)
         return terms
-    out = self._model_forward(model, xt, t, model_kwargs)
-    mean_out, var_out = self._split_output(out, xt)
-    if self.learned_variance or self.loss_type == 'hybrid':
-        frozen = torch.cat([mean_out.detach(), var_out], 1) if var_out is not None else mean_out.detach()
-        terms['vb'] = self._vb_terms_bpd(None, x0, xt, t, False, None, model_output=frozen)['output']
-    target = {'eps': noise, 'xstart': x0, 'v': lambda: self._predict_v(x0, t, noise),
-              'xprev': lambda: self._posterior_mean(x0, xt, t)}[self.model_mean_type]
+    out = self._model_forward(model, x_t, t, model_kwargs)
+    mean_out, var_out = self._split_output(out, x_t)
+    if self.learned_variance:
+        frozen = torch.cat([mean_out.detach(), var_out], 1)
+        terms['vb'] = self._vb_terms_bpd(None, x_start, x_t, t, False, None, model_output=frozen)['output']
+    target = {'eps': noise, 'xstart': x_start, 'v': lambda: self._predict_v(x_start, t, noise),
+              'xprev': lambda: self._posterior_mean(x_start, x_t, t)}[self.model_mean_type]
     target = target() if callable(target) else target
     terms['mse'] = mean_flat((target - mean_out) ** 2)
     scale = {'mse': 1.0, 'rescaled_mse': T / 1000.0, 'hybrid': self.lambda_vlb * T}[self.loss_type]
