@@ -9,13 +9,15 @@ from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import torch
 from torch import Tensor, nn
+from fastcore.basics import patch
+from .data import to_model_range, random_flip, save_image_grid, default_flip
 from .sample import sample
 from .checkpoint import DIFFUSION_KEYS, _fsync_file, build_diffusion, latest_checkpoint, load_checkpoint, load_model, save_checkpoint
 
 # %% auto #0
 __all__ = ['DEFAULT_STEPS', 'RECIPES', 'RUN_KEYS', 'TrainConfig', 'lr_at', 'EMA', 'epoch_permutation', 'DataOrder', 'rank_slice',
            'rng_state', 'set_rng_state', 'build_model', 'diffusion_config', 'NonFiniteLossError', 'pick_device',
-           'RunLockedError', 'RunLock', 'resolve_precision', 'make_config', 'train']
+           'RunLockedError', 'RunLock', 'resolve_precision', 'make_config', 'Trainer', 'train']
 
 # %% ../nbs/07_train.ipynb #eb8549ab
 DEFAULT_STEPS = 350    # about 15 minutes of the fashion_mnist preset at batch 128 on a 2-core CPU (measured below)
@@ -343,30 +345,31 @@ def _warm_start(model:nn.Module, src):
                          f"{', '.join(f'{k}={want.get(k)!r}' for k in diff)}): choose the same --preset and model settings")
     model.load_state_dict(init.state_dict())
 
-def train(
-    cfg:TrainConfig,              # the run
-    images:Tensor|None=None,      # uint8 [N, C, H, W] to train on instead of loading `cfg.dataset`
-    resume:bool=False,            # continue from the newest checkpoint in cfg.out (start fresh if there is none)
-    progress:bool=True,           # show a progress bar (rank 0)
-)->dict:                          # summary: step, loss, ckpt, out, samples, stopped ('done', 'time', 'signal')
-    "Train a DDPM with the paper's recipe; checkpoints, metrics.jsonl and samples go to `cfg.out`."
-    import torch.distributed as dist
-    from tqdm.auto import tqdm
-    from ddpm_nb.data import to_model_range, random_flip, save_image_grid, default_flip
-    rank, world, local_rank, we_init = _dist_info(cfg.device)
-    out = Path(cfg.out)
-    lock = RunLock(out).acquire() if rank == 0 else None          # one trainer per run directory (rank 0 writes for all)
-    try:
+class Trainer:
+    "One training run, its state on `self`: `__init__` sets it up (or restores it), `run_loop` trains (improved-diffusion's `TrainLoop`)."
+    def __init__(self,
+        cfg:TrainConfig,              # the run
+        images:Tensor|None=None,      # uint8 [N, C, H, W] to train on instead of loading `cfg.dataset`
+        resume:bool=False,            # continue from the newest checkpoint in cfg.out (start fresh if there is none)
+        progress:bool=True,           # show a progress bar (rank 0)
+    ):
+        self.rank, self.world, local_rank, self.we_init = _dist_info(cfg.device)
+        self.out, self.progress = Path(cfg.out), progress
+        self.lock = RunLock(self.out).acquire() if self.rank == 0 else None   # one trainer per run directory (rank 0 writes for all)
+        try: self._setup(cfg, images, resume, local_rank)
+        except BaseException: self.close(); raise
+
+    def _setup(self, cfg, images, resume, local_rank):
         ck = None
         if resume:
-            last = latest_checkpoint(out)
+            last = latest_checkpoint(self.out)
             if last is not None:
                 ck = load_checkpoint(last)
                 cfg = _merge_resume(cfg, ck['config']['train'])
-        elif latest_checkpoint(out) is not None:
-            raise FileExistsError(f"{str(out)!r} already holds checkpoints; pass --resume (resume=True) to continue that run, or choose another --out")
-        if ck is None and rank == 0: (out / 'metrics.jsonl').unlink(missing_ok=True)   # a fresh run: rows of a run killed before its first checkpoint go
-        device = pick_device(cfg.device, local_rank)
+        elif latest_checkpoint(self.out) is not None:
+            raise FileExistsError(f"{str(self.out)!r} already holds checkpoints; pass --resume (resume=True) to continue that run, or choose another --out")
+        if ck is None and self.rank == 0: (self.out / 'metrics.jsonl').unlink(missing_ok=True)   # a fresh run: rows of a run killed before its first checkpoint go
+        device = self.device = pick_device(cfg.device, local_rank)
         if cfg.precision == 'fp16' and device.type != 'cuda': raise ValueError("precision 'fp16' needs a CUDA device; use 'bf16' or 'fp32' on the CPU")
         prec, why = resolve_precision(cfg.precision, device)
         machine = {'device': str(device), 'precision': prec, 'precision_why': why, 'torch': torch.__version__, 'threads': torch.get_num_threads(),
@@ -374,147 +377,202 @@ def train(
         cfg = dataclasses.replace(cfg, precision=prec)
         if cfg.warmup is None: cfg = dataclasses.replace(cfg, warmup=cfg.warmup_steps)   # freeze it, so a resume with more steps keeps the schedule
         if cfg.random_flip is None: cfg = dataclasses.replace(cfg, random_flip=default_flip(cfg.dataset))
+        self.cfg = cfg
         images = _load_data(cfg, images)
         N, C, H, W = images.shape
-        data_info = {'name': cfg.dataset, 'split': cfg.split, 'n': N, 'shape': [C, H, W]}
-        order = DataOrder(N, cfg.batch_size, seed=cfg.seed)
-        sl = rank_slice(cfg.batch_size, rank, world)
+        self.order, self.sl = DataOrder(N, cfg.batch_size, seed=cfg.seed), rank_slice(cfg.batch_size, self.rank, self.world)
 
         torch.manual_seed(cfg.seed)                                # the initial weights: the same on every rank
-        model = build_model(cfg, in_ch=C, resolution=H)
+        model = self.model = build_model(cfg, in_ch=C, resolution=H)
         if model.config.get('in_ch', C) != C or model.config.get('resolution', H) != H:
             raise ValueError(f"preset {cfg.preset!r} expects {model.config.get('in_ch')}x{model.config.get('resolution')}px images, the data are {C}x{H}x{W}")
-        diffusion = build_diffusion(diffusion_config(cfg))
+        self.diffusion = build_diffusion(diffusion_config(cfg))
         if cfg.init is not None and ck is None: _warm_start(model, cfg.init)
-        ema = EMA(model, cfg.ema_decay, cfg.ema_warmup, cfg.ema_power)
-        gen = torch.Generator().manual_seed(cfg.seed + 1)         # t, ε and flips, shared by all ranks
-        torch.manual_seed(cfg.seed + 2 + rank)                    # dropout: each rank its own stream
-        if device.type == 'cuda': torch.cuda.manual_seed(cfg.seed + 2 + rank)
-        model.to(device); ema.model.to(device)
-        if device.type == 'cuda': images = images.to(device)           # the whole uint8 dataset on the GPU: no copies per step
-        opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=tuple(cfg.adam_betas), eps=cfg.adam_eps, weight_decay=cfg.weight_decay,
-                               fused=True)                    # one kernel for all parameters, on the CPU as on a GPU (13_benchmarks)
-        scaler = torch.amp.GradScaler('cuda', enabled=cfg.precision == 'fp16')
-        step, elapsed0, last_loss = 0, 0.0, None
-        if ck is not None:
-            model.load_state_dict(ck['model']); ema.model.load_state_dict(ck['ema'])
-            st = ck['state']
-            opt.load_state_dict(st['optimizer']); ema.load_state_dict(st['ema'])
-            if st.get('scaler'): scaler.load_state_dict(st['scaler'])
-            order.load_state_dict(st['data']); step = int(st['step'])
-            elapsed0, last_loss = float(st['metrics'].get('elapsed', 0.0)), st['metrics'].get('last_loss')
-            rngs = st['rng']
-            if len(rngs) == world: set_rng_state(rngs[rank], gen)
-            else:                                                  # a different number of processes: the shared stream continues, dropout is reseeded
-                gen.set_state(rngs[0]['gen']); torch.manual_seed(cfg.seed + 2 + rank + 1000 * step)
-            if rank == 0: _truncate_jsonl(out / 'metrics.jsonl', step)
-        net = model
-        if world > 1:
+        self.ema = EMA(model, cfg.ema_decay, cfg.ema_warmup, cfg.ema_power)
+        self.gen = torch.Generator().manual_seed(cfg.seed + 1)    # t, ε and flips, shared by all ranks
+        torch.manual_seed(cfg.seed + 2 + self.rank)               # dropout: each rank its own stream
+        if device.type == 'cuda': torch.cuda.manual_seed(cfg.seed + 2 + self.rank)
+        model.to(device); self.ema.model.to(device)
+        self.images = images.to(device) if device.type == 'cuda' else images   # the whole uint8 dataset on the GPU: no copies per step
+        self.opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=tuple(cfg.adam_betas), eps=cfg.adam_eps, weight_decay=cfg.weight_decay,
+                                    fused=True)               # one kernel for all parameters, on the CPU as on a GPU (13_benchmarks)
+        self.scaler = torch.amp.GradScaler('cuda', enabled=cfg.precision == 'fp16')
+        self.step, self.elapsed0, self.last_loss = 0, 0.0, None
+        if ck is not None: self._restore(ck)
+        self.net = model
+        if self.world > 1:
             from torch.nn.parallel import DistributedDataParallel as DDP
-            net = DDP(model, device_ids=[device.index] if device.type == 'cuda' else None)
-        fwd = torch.compile(net) if cfg.compile else net
-        return _loop(cfg, images, model, net, fwd, ema, diffusion, opt, scaler, gen, order, sl, step, elapsed0, last_loss,
-                     device, rank, world, out, make_config(cfg, model, data_info, machine), progress, tqdm, to_model_range, random_flip, save_image_grid)
-    finally:
-        if lock is not None: lock.release()
-        if we_init: dist.destroy_process_group()
+            self.net = DDP(model, device_ids=[device.index] if device.type == 'cuda' else None)
+        self.fwd = torch.compile(self.net) if cfg.compile else self.net
+        self.config = make_config(cfg, model, {'name': cfg.dataset, 'split': cfg.split, 'n': N, 'shape': [C, H, W]}, machine)
+
+    def _restore(self, ck):
+        "Weights, EMA, optimizer, scaler, data position and random states from a checkpoint."
+        self.model.load_state_dict(ck['model']); self.ema.model.load_state_dict(ck['ema'])
+        st = ck['state']
+        self.opt.load_state_dict(st['optimizer']); self.ema.load_state_dict(st['ema'])
+        if st.get('scaler'): self.scaler.load_state_dict(st['scaler'])
+        self.order.load_state_dict(st['data']); self.step = int(st['step'])
+        self.elapsed0, self.last_loss = float(st['metrics'].get('elapsed', 0.0)), st['metrics'].get('last_loss')
+        rngs = st['rng']
+        if len(rngs) == self.world: set_rng_state(rngs[self.rank], self.gen)
+        else:                                                      # a different number of processes: the shared stream continues, dropout is reseeded
+            self.gen.set_state(rngs[0]['gen']); torch.manual_seed(self.cfg.seed + 2 + self.rank + 1000 * self.step)
+        if self.rank == 0: _truncate_jsonl(self.out / 'metrics.jsonl', self.step)
+
+    def close(self):
+        "Release the run directory's lock and the process group this trainer started."
+        if self.lock is not None: self.lock.release(); self.lock = None
+        if self.we_init:
+            import torch.distributed as dist
+            dist.destroy_process_group(); self.we_init = False
+
+# %% ../nbs/07_train.ipynb #527445c7
+@patch
+def next_batch(self:Trainer)->tuple:
+    "This rank's slice of the next global batch: x_0 in [-1, 1] (flipped), t and ε, all drawn from the shared generator."
+    idx = self.order.next()
+    x = to_model_range(self.images[idx])
+    if self.cfg.random_flip: x = random_flip(x, self.gen)
+    t = torch.randint(0, self.diffusion.num_timesteps, (self.cfg.batch_size,), generator=self.gen)
+    noise = torch.randn(x.shape, generator=self.gen)
+    return tuple(v[self.sl].to(self.device, non_blocking=True) for v in (x, t, noise))
+
+@patch
+def forward_backward(self:Trainer, x:Tensor, t:Tensor, noise:Tensor)->Tensor:
+    "The loss of the batch under autocast, backpropagated; returns it detached (averaged over ranks)."
+    amp = {'bf16': torch.bfloat16, 'fp16': torch.float16}.get(self.cfg.precision)
+    self.net.train()
+    with torch.autocast(self.device.type, dtype=amp, enabled=amp is not None):
+        loss = self.diffusion.training_losses(self.fwd, x, t, noise=noise)['loss'].float().mean()
+    self.opt.zero_grad(set_to_none=True)
+    self.scaler.scale(loss).backward()
+    lval = loss.detach()
+    if self.world > 1:
+        import torch.distributed as dist
+        dist.all_reduce(lval); lval = lval / self.world
+    return lval
+
+@patch
+def lr_now(self:Trainer)->float:
+    "The learning rate of this step: warm-up, then constant or cosine over the run (steps, or the fraction of `minutes` used)."
+    cfg, done = self.cfg, self.step / self.cfg.steps
+    if cfg.minutes is not None: done = max(done, (time.time() - self.t_start) / (60 * cfg.minutes))
+    return lr_at(self.step, cfg.lr, cfg.warmup_steps, cfg.lr_schedule, done)
+
+@patch
+def optimize(self:Trainer, lr:float)->Tensor:
+    "Clip the gradient norm, one (fused) Adam step at `lr`, the EMA update; returns the gradient norm."
+    for g_ in self.opt.param_groups: g_['lr'] = lr
+    self.scaler.unscale_(self.opt)
+    gn = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip if self.cfg.grad_clip > 0 else float('inf'))
+    self.scaler.step(self.opt); self.scaler.update()
+    self.ema.update(self.model)
+    return gn
+
+@patch
+def checked(self:Trainer, lval:Tensor)->float:
+    "The loss as a float, or stop: on a GPU this is the one host sync, done only when a number is needed."
+    v = lval.item()
+    if not math.isfinite(v):
+        amp = self.cfg.precision in ('bf16', 'fp16')
+        raise NonFiniteLossError(f"the loss became {v} {'at' if self.device.type != 'cuda' else 'by'} step {self.step + 1}; stopped. The last good checkpoint is "
+                                 f"{str(self.ckpt) if self.ckpt else 'none (no checkpoint written yet)'}; try a lower --lr" + (" or --precision fp32" if amp else ''))
+    return v
+
+@patch
+def save(self:Trainer)->Path|None:
+    "A checkpoint of everything (rank 0 writes it; every rank contributes its random state)."
+    rngs = [rng_state(self.gen)]
+    if self.world > 1:
+        import torch.distributed as dist
+        rngs = [None] * self.world; dist.all_gather_object(rngs, rng_state(self.gen))
+    if self.rank != 0: return None
+    elapsed = self.elapsed0 + time.time() - self.t_start
+    state = {'step': self.step, 'optimizer': self.opt.state_dict(), 'scaler': self.scaler.state_dict() if self.scaler.is_enabled() else {},
+             'ema': self.ema.state_dict(), 'data': self.order.state_dict(), 'rng': rngs,
+             'metrics': {'elapsed': elapsed, 'last_loss': self.last_loss}}
+    return save_checkpoint(self.out, self.step, dict(self.config, elapsed=elapsed), self.model.state_dict(), self.ema.model.state_dict(), state,
+                           keep=self.cfg.keep)
+
+@patch
+def grid(self:Trainer, path:Path, n:int)->Path:
+    "A grid of `n` samples of the EMA weights, drawn without touching the training's random streams."
+    C, H, W = self.images.shape[1:]
+    with torch.random.fork_rng(devices=[self.device] if self.device.type == 'cuda' else []):
+        x = sample(self.ema.model, self.diffusion, n, self.cfg.sampler, self.cfg.sample_steps, generator=torch.Generator().manual_seed(self.cfg.seed),
+                   shape=(C, H, W), device=self.device)
+    save_image_grid(x, path, nrow=max(1, int(math.sqrt(n))))
+    return path
 
 # %% ../nbs/07_train.ipynb #a63b9d91
-def _loop(cfg, images, model, net, fwd, ema, diffusion, opt, scaler, gen, order, sl, step, elapsed0, last_loss0,
-          device, rank, world, out, config, progress, tqdm, to_model_range, random_flip, save_image_grid):
-    import torch.distributed as dist
-    C, H, W = images.shape[1:]
-    T, B = diffusion.num_timesteps, cfg.batch_size
-    amp = {'bf16': torch.bfloat16, 'fp16': torch.float16}.get(cfg.precision)
+@patch
+def _stop_code(self:Trainer, stop:dict)->int:
+    "0: go on; 1: the time budget is spent; 2: a signal asked to stop — agreed by every rank."
+    code = 2 if stop['signal'] is not None else 1 if self.cfg.minutes is not None and time.time() - self.t_start > 60 * self.cfg.minutes else 0
+    if self.world > 1:                                  # every rank must agree to stop at the same step
+        import torch.distributed as dist
+        c = torch.tensor([code], device=self.device if dist.get_backend() == 'nccl' else 'cpu')
+        dist.all_reduce(c, op=dist.ReduceOp.MAX); code = int(c.item())
+    return code
+
+@patch
+def run_loop(self:Trainer)->dict:   # summary: step, steps_trained, loss, ckpt, out, samples, stopped ('done', 'time', 'signal')
+    "Train until `steps`, the time budget or a signal: run_step → log → save, then samples.png."
+    from tqdm.auto import tqdm
+    cfg, out, rank = self.cfg, self.out, self.rank
     det_before = torch.are_deterministic_algorithms_enabled()
-    if cfg.deterministic and device.type == 'cpu': torch.use_deterministic_algorithms(True)
+    if cfg.deterministic and self.device.type == 'cpu': torch.use_deterministic_algorithms(True)
     if rank == 0: out.mkdir(parents=True, exist_ok=True)
-    stop = {'signal': None}
-    old_handlers = {}
+    stop, old_handlers = {'signal': None}, {}
     if threading.current_thread() is threading.main_thread():
         def _on_signal(signum, frame):
             if stop['signal'] is not None: raise KeyboardInterrupt    # a second Ctrl-C: stop now
             stop['signal'] = signum
         for s in (signal.SIGINT, signal.SIGTERM): old_handlers[s] = signal.signal(s, _on_signal)
-
-    def save(step, last_loss):
-        rngs = [rng_state(gen)]
-        if world > 1:
-            rngs = [None] * world; dist.all_gather_object(rngs, rng_state(gen))
-        if rank != 0: return None
-        state = {'step': step, 'optimizer': opt.state_dict(), 'scaler': scaler.state_dict() if scaler.is_enabled() else {},
-                 'ema': ema.state_dict(), 'data': order.state_dict(), 'rng': rngs,
-                 'metrics': {'elapsed': elapsed0 + time.time() - t_start, 'last_loss': last_loss}}
-        return save_checkpoint(out, step, dict(config, elapsed=state['metrics']['elapsed']), model.state_dict(), ema.model.state_dict(), state, keep=cfg.keep)
-
-    def grid(path, n):
-        with torch.random.fork_rng(devices=[device] if device.type == 'cuda' else []):
-            x = sample(ema.model, diffusion, n, cfg.sampler, cfg.sample_steps, generator=torch.Generator().manual_seed(cfg.seed),
-                       shape=(C, H, W), device=device)
-        save_image_grid(x, path, nrow=max(1, int(math.sqrt(n))))
-        return path
-
-    t_start = time.time(); t_log = time.perf_counter(); n_log = 0; loss_acc = torch.zeros((), device=device); gn = torch.zeros(())
-    last_loss, ckpt, stopped = last_loss0, latest_checkpoint(out), 'done'
-    step0 = step
-    bar = tqdm(total=cfg.steps, initial=step, disable=not progress or rank != 0, dynamic_ncols=True, desc='train')
-
-    def checked(lval):
-        "The loss as a float, or stop: on a GPU this is the one host sync, done only when a number is needed."
-        v = lval.item()
-        if not math.isfinite(v):
-            raise NonFiniteLossError(f"the loss became {v} {'at' if device.type != 'cuda' else 'by'} step {step + 1}; stopped. The last good checkpoint is "
-                                     f"{str(ckpt) if ckpt else 'none (no checkpoint written yet)'}; try a lower --lr" + (" or --precision fp32" if amp is not None else ''))
-        return v
+    self.t_start, t_log, n_log = time.time(), time.perf_counter(), 0
+    loss_acc = torch.zeros((), device=self.device)
+    self.ckpt, stopped, step0 = latest_checkpoint(out), 'done', self.step
+    bar = tqdm(total=cfg.steps, initial=self.step, disable=not self.progress or rank != 0, dynamic_ncols=True, desc='train')
     try:
-        while step < cfg.steps:
-            idx = order.next()
-            x = to_model_range(images[idx])
-            if cfg.random_flip: x = random_flip(x, gen)
-            t = torch.randint(0, T, (B,), generator=gen)
-            noise = torch.randn(x.shape, generator=gen)
-            x, t, noise = (v[sl].to(device, non_blocking=True) for v in (x, t, noise))
-            done = step / cfg.steps
-            if cfg.minutes is not None: done = max(done, (time.time() - t_start) / (60 * cfg.minutes))
-            lr = lr_at(step, cfg.lr, cfg.warmup_steps, cfg.lr_schedule, done)
-            for g_ in opt.param_groups: g_['lr'] = lr
-            net.train()
-            with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
-                loss = diffusion.training_losses(fwd, x, t, noise=noise)['loss'].float().mean()
-            opt.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            lval = loss.detach()
-            if world > 1: dist.all_reduce(lval); lval = lval / world
-            if device.type != 'cuda': last_loss = checked(lval)        # the CPU stops before a bad step; a GPU at the next sync
-            scaler.unscale_(opt)
-            gn = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip if cfg.grad_clip > 0 else float('inf'))
-            scaler.step(opt); scaler.update()
-            ema.update(model)
-            step += 1; loss_acc += lval; n_log += 1
-            if rank == 0 and (step % cfg.log_every == 0 or step == cfg.steps):
-                now = time.perf_counter(); ips = n_log * B / max(now - t_log, 1e-9)
-                last_loss = checked(lval)
-                row = {'step': step, 'epoch': order.epoch, 'loss': loss_acc.item() / n_log, 'lr': lr, 'grad_norm': float(gn),
-                       'img_per_s': ips, 'time': elapsed0 + time.time() - t_start}
+        while self.step < cfg.steps:
+            lr = self.lr_now()
+            lval = self.forward_backward(*self.next_batch())
+            if self.device.type != 'cuda': self.last_loss = self.checked(lval)   # the CPU stops before a bad step; a GPU at the next sync
+            gn = self.optimize(lr)
+            self.step += 1; loss_acc += lval; n_log += 1
+            if rank == 0 and (self.step % cfg.log_every == 0 or self.step == cfg.steps):
+                now = time.perf_counter(); ips = n_log * cfg.batch_size / max(now - t_log, 1e-9)
+                self.last_loss = self.checked(lval)
+                row = {'step': self.step, 'epoch': self.order.epoch, 'loss': loss_acc.item() / n_log, 'lr': lr, 'grad_norm': float(gn),
+                       'img_per_s': ips, 'time': self.elapsed0 + time.time() - self.t_start}
                 with open(out / 'metrics.jsonl', 'a') as f: f.write(json.dumps(row) + '\n')
                 bar.set_postfix(loss=f'{row["loss"]:.4f}', img_s=f'{ips:.0f}', refresh=False)
-                t_log, n_log, loss_acc = now, 0, torch.zeros((), device=device)
+                t_log, n_log, loss_acc = now, 0, torch.zeros((), device=self.device)
             bar.update(1)
-            code = 2 if stop['signal'] is not None else 1 if cfg.minutes is not None and time.time() - t_start > 60 * cfg.minutes else 0
-            if world > 1:                                   # every rank must agree to stop at the same step
-                c = torch.tensor([code], device=device if dist.get_backend() == 'nccl' else 'cpu')
-                dist.all_reduce(c, op=dist.ReduceOp.MAX); code = int(c.item())
+            code = self._stop_code(stop)
             if code: stopped = 'signal' if code == 2 else 'time'
-            if step % cfg.save_every == 0 or step == cfg.steps or code:
-                last_loss = checked(lval)                       # never save weights a NaN has reached
-                ckpt = save(step, last_loss) or ckpt
+            if self.step % cfg.save_every == 0 or self.step == cfg.steps or code:
+                self.last_loss = self.checked(lval)             # never save weights a NaN has reached
+                self.ckpt = self.save() or self.ckpt
             if code: break
-            if cfg.sample_every and step % cfg.sample_every == 0 and rank == 0:
-                grid(out / 'samples' / f'step_{step:07d}.png', cfg.sample_n)
-        samples = grid(out / 'samples.png', cfg.sample_n) if rank == 0 and stopped != 'signal' and step > step0 else None
+            if cfg.sample_every and self.step % cfg.sample_every == 0 and rank == 0:
+                self.grid(out / 'samples' / f'step_{self.step:07d}.png', cfg.sample_n)
+        samples = self.grid(out / 'samples.png', cfg.sample_n) if rank == 0 and stopped != 'signal' and self.step > step0 else None
     finally:
         bar.close()
         for s, h in old_handlers.items(): signal.signal(s, h)
-        if cfg.deterministic and device.type == 'cpu': torch.use_deterministic_algorithms(det_before)
-    return {'step': step, 'steps_trained': step - step0, 'loss': last_loss, 'ckpt': str(latest_checkpoint(out)) if rank == 0 else None, 'out': str(out),
-            'samples': str(samples) if samples else None, 'stopped': stopped}
+        if cfg.deterministic and self.device.type == 'cpu': torch.use_deterministic_algorithms(det_before)
+    return {'step': self.step, 'steps_trained': self.step - step0, 'loss': self.last_loss, 'ckpt': str(latest_checkpoint(out)) if rank == 0 else None,
+            'out': str(out), 'samples': str(samples) if samples else None, 'stopped': stopped}
+
+def train(
+    cfg:TrainConfig,              # the run
+    images:Tensor|None=None,      # uint8 [N, C, H, W] to train on instead of loading `cfg.dataset`
+    resume:bool=False,            # continue from the newest checkpoint in cfg.out (start fresh if there is none)
+    progress:bool=True,           # show a progress bar (rank 0)
+)->dict:                          # summary: step, steps_trained, loss, ckpt, out, samples, stopped ('done', 'time', 'signal')
+    "Train a DDPM (Algorithm 1); checkpoints, metrics.jsonl and samples go to `cfg.out`."
+    t = Trainer(cfg, images, resume, progress)
+    try: return t.run_loop()
+    finally: t.close()
