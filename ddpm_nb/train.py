@@ -377,7 +377,7 @@ class Trainer:
         cfg = dataclasses.replace(cfg, precision=prec)
         if cfg.warmup is None: cfg = dataclasses.replace(cfg, warmup=cfg.warmup_steps)   # freeze it, so a resume with more steps keeps the schedule
         if cfg.random_flip is None: cfg = dataclasses.replace(cfg, random_flip=default_flip(cfg.dataset))
-        self.cfg = cfg
+        self.cfg, self.amp = cfg, {'bf16': torch.bfloat16, 'fp16': torch.float16}.get(prec)   # autocast dtype, None for fp32
         images = _load_data(cfg, images)
         N, C, H, W = images.shape
         self.order, self.sl = DataOrder(N, cfg.batch_size, seed=cfg.seed), rank_slice(cfg.batch_size, self.rank, self.world)
@@ -441,9 +441,8 @@ def next_batch(self:Trainer)->tuple:
 @patch
 def forward_backward(self:Trainer, x:Tensor, t:Tensor, noise:Tensor)->Tensor:
     "The loss of the batch under autocast, backpropagated; returns it detached (averaged over ranks)."
-    amp = {'bf16': torch.bfloat16, 'fp16': torch.float16}.get(self.cfg.precision)
     self.net.train()
-    with torch.autocast(self.device.type, dtype=amp, enabled=amp is not None):
+    with torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None):
         loss = self.diffusion.training_losses(self.fwd, x, t, noise=noise)['loss'].float().mean()
     self.opt.zero_grad(set_to_none=True)
     self.scaler.scale(loss).backward()
@@ -475,9 +474,8 @@ def checked(self:Trainer, lval:Tensor)->float:
     "The loss as a float, or stop: on a GPU this is the one host sync, done only when a number is needed."
     v = lval.item()
     if not math.isfinite(v):
-        amp = self.cfg.precision in ('bf16', 'fp16')
         raise NonFiniteLossError(f"the loss became {v} {'at' if self.device.type != 'cuda' else 'by'} step {self.step + 1}; stopped. The last good checkpoint is "
-                                 f"{str(self.ckpt) if self.ckpt else 'none (no checkpoint written yet)'}; try a lower --lr" + (" or --precision fp32" if amp else ''))
+                                 f"{str(self.ckpt) if self.ckpt else 'none (no checkpoint written yet)'}; try a lower --lr" + (" or --precision fp32" if self.amp is not None else ''))
     return v
 
 @patch
