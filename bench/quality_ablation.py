@@ -28,6 +28,7 @@ VARIANTS = {   # name: TrainConfig fields on top of BASE ('paper' replaces BASE 
     'bs64-lr1.4e-3':    dict(batch_size=64, lr=1.4e-3),
     'bs128-lr2e-3':     dict(batch_size=128, lr=2e-3),
     'v-pred':           dict(model_mean_type='v'),
+    'min-snr5':         dict(snr_gamma=5.0),
     'no-attn':          dict(model={'dropout': 0.0, 'attn_resolutions': []}),
     'ch48':             dict(model={'dropout': 0.0, 'ch': 48, 'num_groups': 16}),
     'ch24-noattn':      dict(model={'dropout': 0.0, 'ch': 24, 'attn_resolutions': [], 'num_groups': 8}),
@@ -68,7 +69,7 @@ def run_one(name, a):
         rows.append({'variant': name, 'images': steps * cfg.batch_size, 'steps': steps, 'batch_size': cfg.batch_size,
                      'sampler': f'{sampler} {k}', 'fid': r['fid'], 'kid_mean': r['kid_mean'], 'train_s': tt,
                      'speed_key': speed_key(v), 'config': {k_: v_ for k_, v_ in cfg.to_dict().items() if k_ in
-                     ('lr', 'lr_schedule', 'ema_power', 'ema_decay', 'batch_size', 'model', 'model_mean_type', 'warmup', 'recipe')}})
+                     ('lr', 'lr_schedule', 'ema_power', 'ema_decay', 'batch_size', 'model', 'model_mean_type', 'snr_gamma', 'warmup', 'recipe')}})
     return rows
 
 

@@ -84,16 +84,18 @@ PRESET_DATASETS = {'tiny': 'fashion_mnist', 'fashion_mnist': 'fashion_mnist', 'c
 def train_main(
     preset:str=None,        # UNet preset: tiny, fashion_mnist, cifar10, celebahq256 (default: fashion_mnist)
     dataset:str=None,       # dataset name or path (default: the preset's; fashion_mnist for tiny and fashion_mnist)
-    recipe:str=None,        # fast (short runs: cosine lr, power EMA, batch 32) or paper (Ho et al.); default: fast, paper for cifar10/celebahq256
+    recipe:str=None,        # fast (short runs: lr 1e-3, power EMA, batch 32) or paper (Ho et al.); default: fast, paper for cifar10/celebahq256
     steps:int=None,         # total optimizer steps (default: the recipe's; the main job is bounded by --minutes)
     minutes:float=None,     # also stop (with a checkpoint) after this many minutes (default: 15 when --steps is not given either)
     batch_size:int=None,    # global batch size (default: the recipe's, 32 fast / 128 paper)
     lr:float=None,          # Adam peak learning rate (default: the recipe's, 1e-3 fast / 2e-4 paper)
     lr_schedule:str=None,   # after warm-up: constant or cosine (to zero at the end of --steps or --minutes); default constant
+    snr_gamma:float=None,   # min-SNR-γ loss weighting (e.g. 5); default off (L_simple)
     init:str=None,          # start from these weights (a checkpoint, run dir or shipped name) with a fresh optimizer: train a model further
     out:str=None,           # run directory (default: runs/<preset>)
     seed:int=None,          # random seed (default 0)
     save_every:int=None,    # checkpoint every N steps (default 100)
+    keep:int=None,          # keep the N newest checkpoints (default 2; a large N keeps a run's whole history, for `ddpm_nb_eval`'s curve)
     sample_every:int=None,  # sample grid every N steps, 0 = off (default 0; samples.png is always written at the end)
     sample_steps:int=None,  # sampler steps for the grids (default 50, DDIM)
     sample_n:int=None,      # images per sample grid (default 64)
@@ -108,9 +110,9 @@ def train_main(
 )->dict:
     "Train a DDPM; checkpoints, metrics.jsonl and samples.png go to --out."
     from ddpm_nb.unet import PRESETS
-    given = {k: v for k, v in dict(steps=steps, minutes=minutes, batch_size=batch_size, lr=lr, seed=seed, save_every=save_every,
+    given = {k: v for k, v in dict(steps=steps, minutes=minutes, batch_size=batch_size, lr=lr, seed=seed, save_every=save_every, keep=keep,
              sample_every=sample_every, sample_steps=sample_steps, sample_n=sample_n, max_images=max_images, image_size=image_size, device=device, precision=precision,
-             dataset=dataset, preset=preset, lr_schedule=lr_schedule, init=init).items() if v is not None}
+             dataset=dataset, preset=preset, lr_schedule=lr_schedule, init=init, snr_gamma=snr_gamma).items() if v is not None}
     if compile: given['compile'] = True
     if preset is not None and preset not in PRESETS: raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
     from ddpm_nb.train import RECIPES

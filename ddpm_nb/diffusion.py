@@ -71,36 +71,26 @@ class GaussianDiffusion:
         for k in ('betas', 'alphas_cumprod', 'alphas_cumprod_prev', 'alphas_cumprod_next', 'posterior_variance',
                   'posterior_log_variance_clipped', 'posterior_mean_coef1', 'posterior_mean_coef2'):
             setattr(self, k, getattr(S, k))
-        large = torch.cat([S.posterior_variance[1:2], S.betas[1:]]) if S.T > 1 else S.betas.clone()
-        self._arrays = dict(
-            sqrt_alphas_cumprod=S.sqrt_alphas_cumprod, sqrt_one_minus_alphas_cumprod=S.sqrt_one_minus_alphas_cumprod,
-            sqrt_recip_alphas_cumprod=S.sqrt_recip_alphas_cumprod, sqrt_recipm1_alphas_cumprod=S.sqrt_recipm1_alphas_cumprod,
-            alphas_cumprod=S.alphas_cumprod, alphas_cumprod_prev=S.alphas_cumprod_prev, alphas_cumprod_next=S.alphas_cumprod_next,
-            posterior_mean_coef1=S.posterior_mean_coef1, posterior_mean_coef2=S.posterior_mean_coef2,
-            posterior_variance=S.posterior_variance, posterior_log_variance_clipped=S.posterior_log_variance_clipped,
-            log_betas=S.betas.log(), fixedlarge_variance=large, fixedlarge_log_variance=large.log())
-        self._cache = {}
 
     def __repr__(self):
         return (f"{type(self).__name__}(T={self.num_timesteps}, mean={self.model_mean_type!r}, var={self.model_var_type!r}, "
                 f"loss={self.loss_type!r})")
 
-    def _arr(self, name, device, dtype):
-        "The schedule array `name` cast to (device, dtype), cached."
-        key = (name, device, dtype)
-        a = self._cache.get(key)
-        if a is None: a = self._cache[key] = self._arrays[name].to(device=device, dtype=dtype)
-        return a
-
-    def _coef(self, name, t, x):
-        "Unchecked `extract`: the array `name` at timesteps t, shaped [B, 1, ..., 1] like x."
-        return self._arr(name, x.device, x.dtype)[t].reshape(x.shape[0], *((1,) * (x.ndim - 1)))
-
     def _check_t(self, t, x, name='t'):
-        "t as long [B] in [0, T) on x's device, or a clear error."
+        "t as long [B] in [0, T) on x's device, or a clear error. Once checked, t is marked and passes again for free."
+        if getattr(t, '_valid_for', None) == (self.num_timesteps, x.shape[0], x.device): return t
         if isinstance(t, Tensor) and t.device != x.device:
             raise ValueError(f"{name} must be on the device of the data ({x.device}), got {t.device}")
-        return check_timesteps(t, self.num_timesteps, x.shape[0]).to(x.device)
+        given, t = t, check_timesteps(t, self.num_timesteps, x.shape[0]).to(x.device)
+        if t is given: t = t.clone()                      # mark a copy, never the caller's tensor
+        t._valid_for = (self.num_timesteps, x.shape[0], x.device)
+        return t
+
+    def _loop_t(self, i:int, x):
+        "Step i's timesteps for the batch x, made valid and marked: a loop's steps neither check nor synchronise."
+        t = torch.full((x.shape[0],), i, device=x.device, dtype=torch.long)
+        t._valid_for = (self.num_timesteps, x.shape[0], x.device)
+        return t
 
     @property
     def learned_variance(self)->bool: return self.model_var_type in ('learned', 'learned_range')
@@ -123,10 +113,10 @@ def q_sample(self:GaussianDiffusion,
     *, generator:torch.Generator|None=None,
 )->Tensor:                    # x_t = √ᾱ_t x_0 + √(1-ᾱ_t) ε
     "Sample x_t ~ q(x_t | x_0)."
-    _check_x(x_start, 'x_start')
+    _check_x(x_start, 'x_start'); t = self._check_t(t, x_start)
     if noise is None: noise = _randn(x_start.shape, x_start.dtype, x_start.device, generator)
     _check_like(noise, x_start, 'noise', 'x_start')
-    return fwd.q_sample(self.schedule, x_start, self._check_t(t, x_start), noise)
+    return fwd._q_sample(self.schedule, x_start, t, noise)
 
 @patch
 def q_posterior_mean_variance(self:GaussianDiffusion,
@@ -138,83 +128,33 @@ def q_posterior_mean_variance(self:GaussianDiffusion,
     _check_x(x_start, 'x_start'); _check_like(x_t, x_start, 'x_t', 'x_start')
     return fwd.q_posterior_mean_variance(self.schedule, x_start, x_t, self._check_t(t, x_start))
 
-@patch
-def _q_sample(self:GaussianDiffusion, x_start, t, noise):
-    "Unchecked q_sample for the loops."
-    return (self._coef('sqrt_alphas_cumprod', t, x_start) * x_start
-            + self._coef('sqrt_one_minus_alphas_cumprod', t, x_start) * noise)
-
-@patch
-def _posterior_mean(self:GaussianDiffusion, x_start, x_t, t):
-    "Unchecked posterior mean μ̃_t(x_t, x_0) for the loops (the formula of `fwd.q_posterior_mean_variance`)."
-    return self._coef('posterior_mean_coef1', t, x_t) * x_start + self._coef('posterior_mean_coef2', t, x_t) * x_t
-
 # %% ../nbs/04_diffusion.ipynb #5b4c637e
 @patch
 def _predict_xstart_from_eps(self:GaussianDiffusion, x_t, t, eps):
-    return (self._coef('sqrt_recip_alphas_cumprod', t, x_t) * x_t
-            - self._coef('sqrt_recipm1_alphas_cumprod', t, x_t) * eps)
+    return (self.schedule.coef('sqrt_recip_alphas_cumprod', t, x_t) * x_t
+            - self.schedule.coef('sqrt_recipm1_alphas_cumprod', t, x_t) * eps)
 
 @patch
 def _predict_eps_from_xstart(self:GaussianDiffusion, x_t, t, pred_xstart):
-    return ((self._coef('sqrt_recip_alphas_cumprod', t, x_t) * x_t - pred_xstart)
-            / self._coef('sqrt_recipm1_alphas_cumprod', t, x_t))
+    return ((self.schedule.coef('sqrt_recip_alphas_cumprod', t, x_t) * x_t - pred_xstart)
+            / self.schedule.coef('sqrt_recipm1_alphas_cumprod', t, x_t))
 
 @patch
 def _predict_xstart_from_xprev(self:GaussianDiffusion, x_t, t, xprev):
-    return (xprev - self._coef('posterior_mean_coef2', t, x_t) * x_t) / self._coef('posterior_mean_coef1', t, x_t)
+    return (xprev - self.schedule.coef('posterior_mean_coef2', t, x_t) * x_t) / self.schedule.coef('posterior_mean_coef1', t, x_t)
 
 @patch
 def _predict_xstart_from_v(self:GaussianDiffusion, x_t, t, v):
-    return self._coef('sqrt_alphas_cumprod', t, x_t) * x_t - self._coef('sqrt_one_minus_alphas_cumprod', t, x_t) * v
+    return self.schedule.coef('sqrt_alphas_cumprod', t, x_t) * x_t - self.schedule.coef('sqrt_one_minus_alphas_cumprod', t, x_t) * v
 
 @patch
 def _predict_eps_from_v(self:GaussianDiffusion, x_t, t, v):
-    return self._coef('sqrt_one_minus_alphas_cumprod', t, x_t) * x_t + self._coef('sqrt_alphas_cumprod', t, x_t) * v
+    return self.schedule.coef('sqrt_one_minus_alphas_cumprod', t, x_t) * x_t + self.schedule.coef('sqrt_alphas_cumprod', t, x_t) * v
 
 @patch
 def _predict_v(self:GaussianDiffusion, x_start, t, eps):
-    return (self._coef('sqrt_alphas_cumprod', t, x_start) * eps
-            - self._coef('sqrt_one_minus_alphas_cumprod', t, x_start) * x_start)
-
-def _conv_args(self, x, t, y, x_name, y_name):
-    _check_x(x, x_name); _check_like(y, x, y_name, x_name)
-    return self._check_t(t, x)
-
-@patch
-def predict_xstart_from_eps(self:GaussianDiffusion, x_t:Tensor, t:Tensor, eps:Tensor)->Tensor:
-    "x̂_0 = (x_t - √(1-ᾱ_t) ε)/√ᾱ_t from x_t [B, ...], 0-based t [B] and ε (shaped like x_t)."
-    return self._predict_xstart_from_eps(x_t, _conv_args(self, x_t, t, eps, 'x_t', 'eps'), eps)
-
-@patch
-def predict_eps_from_xstart(self:GaussianDiffusion, x_t:Tensor, t:Tensor, pred_xstart:Tensor)->Tensor:
-    "ε = (x_t/√ᾱ_t - x̂_0)/√(1/ᾱ_t - 1) from x_t, t and x̂_0."
-    return self._predict_eps_from_xstart(x_t, _conv_args(self, x_t, t, pred_xstart, 'x_t', 'pred_xstart'), pred_xstart)
-
-@patch
-def predict_xstart_from_xprev(self:GaussianDiffusion, x_t:Tensor, t:Tensor, xprev:Tensor)->Tensor:
-    "x̂_0 = (μ̃_t - c_2 x_t)/c_1 from x_t, t and the mean μ̃_t of x_{t-1}."
-    return self._predict_xstart_from_xprev(x_t, _conv_args(self, x_t, t, xprev, 'x_t', 'xprev'), xprev)
-
-@patch
-def predict_xstart_from_v(self:GaussianDiffusion, x_t:Tensor, t:Tensor, v:Tensor)->Tensor:
-    "x̂_0 = √ᾱ_t x_t - √(1-ᾱ_t) v from x_t, t and v."
-    return self._predict_xstart_from_v(x_t, _conv_args(self, x_t, t, v, 'x_t', 'v'), v)
-
-@patch
-def predict_eps_from_v(self:GaussianDiffusion, x_t:Tensor, t:Tensor, v:Tensor)->Tensor:
-    "ε = √(1-ᾱ_t) x_t + √ᾱ_t v from x_t, t and v."
-    return self._predict_eps_from_v(x_t, _conv_args(self, x_t, t, v, 'x_t', 'v'), v)
-
-@patch
-def predict_v(self:GaussianDiffusion, x_start:Tensor, t:Tensor, eps:Tensor)->Tensor:
-    "The velocity v = √ᾱ_t ε - √(1-ᾱ_t) x_0 from x_0, t and ε (the 'v' training target)."
-    return self._predict_v(x_start, _conv_args(self, x_start, t, eps, 'x_start', 'eps'), eps)
-
-@patch
-def predict_xprev_from_xstart(self:GaussianDiffusion, x_t:Tensor, t:Tensor, pred_xstart:Tensor)->Tensor:
-    "μ̃_t = c_1 x̂_0 + c_2 x_t: the mean of x_{t-1} implied by a prediction of x_0."
-    return self._posterior_mean(pred_xstart, x_t, _conv_args(self, x_t, t, pred_xstart, 'x_t', 'pred_xstart'))
+    return (self.schedule.coef('sqrt_alphas_cumprod', t, x_start) * eps
+            - self.schedule.coef('sqrt_one_minus_alphas_cumprod', t, x_start) * x_start)
 
 # %% ../nbs/04_diffusion.ipynb #02f26742
 @patch
@@ -237,20 +177,30 @@ def _split_output(self:GaussianDiffusion, out, x):
     return torch.split(out, C, dim=1) if self.learned_variance else (out, None)
 
 @patch
-def _p_mean_variance(self:GaussianDiffusion, model, x, t, clip_denoised=True, denoised_fn=None, model_kwargs=None, *,
-                     model_output=None):
+def p_mean_variance(self:GaussianDiffusion,
+    model,                     # callable model(x_t, t, **model_kwargs)
+    x:Tensor,                  # x_t, shape [B, C, ...]
+    t:Tensor,                  # 0-based timesteps, long [B]
+    clip_denoised:bool=True,   # clip x̂_0 to [-1, 1]
+    denoised_fn=None,          # optional function applied to x̂_0 before clipping
+    model_kwargs:dict|None=None, # extra keyword arguments for the model (e.g. class labels)
+    *, model_output:Tensor|None=None, # the model's output at (x, t) if already computed (then `model` is not called)
+)->dict:                       # mean, variance, log_variance (each shaped like x), pred_xstart
+    "The reverse step p_θ(x_{t-1} | x_t) = N(mean, variance): run the model and convert its output."
+    _check_x(x, 'x'); t = self._check_t(t, x)
+    S = self.schedule
     out = self._model_forward(model, x, t, model_kwargs) if model_output is None else model_output
     out, var_out = self._split_output(out, x)
     if self.model_var_type == 'learned':
         log_var = var_out; var = torch.exp(log_var)
     elif self.model_var_type == 'learned_range':
-        min_log, max_log = self._coef('posterior_log_variance_clipped', t, x), self._coef('log_betas', t, x)
+        min_log, max_log = S.coef('posterior_log_variance_clipped', t, x), S.coef('log_betas', t, x)
         frac = (var_out + 1) / 2
         log_var = frac * max_log + (1 - frac) * min_log; var = torch.exp(log_var)
     elif self.model_var_type == 'fixedlarge':
-        var, log_var = self._coef('fixedlarge_variance', t, x).expand_as(x), self._coef('fixedlarge_log_variance', t, x).expand_as(x)
+        var, log_var = S.coef('fixedlarge_variance', t, x).expand_as(x), S.coef('fixedlarge_log_variance', t, x).expand_as(x)
     else:
-        var, log_var = self._coef('posterior_variance', t, x).expand_as(x), self._coef('posterior_log_variance_clipped', t, x).expand_as(x)
+        var, log_var = S.coef('posterior_variance', t, x).expand_as(x), S.coef('posterior_log_variance_clipped', t, x).expand_as(x)
     def process(x0):
         if denoised_fn is not None: x0 = denoised_fn(x0)
         return x0.clamp(-1, 1) if clip_denoised else x0
@@ -260,31 +210,10 @@ def _p_mean_variance(self:GaussianDiffusion, model, x, t, clip_denoised=True, de
         if self.model_mean_type == 'xstart': pred_xstart = process(out)
         elif self.model_mean_type == 'eps': pred_xstart = process(self._predict_xstart_from_eps(x, t, out))
         else: pred_xstart = process(self._predict_xstart_from_v(x, t, out))
-        mean = self._posterior_mean(pred_xstart, x, t)
+        mean = fwd._q_posterior_mean(S, pred_xstart, x, t)
     return dict(mean=mean, variance=var, log_variance=log_var, pred_xstart=pred_xstart)
 
-@patch
-def p_mean_variance(self:GaussianDiffusion,
-    model,                     # callable model(x_t, t, **model_kwargs)
-    x:Tensor,                  # x_t, shape [B, C, ...]
-    t:Tensor,                  # 0-based timesteps, long [B]
-    clip_denoised:bool=True,   # clip x̂_0 to [-1, 1]
-    denoised_fn=None,          # optional function applied to x̂_0 before clipping
-    model_kwargs:dict|None=None, # extra keyword arguments for the model (e.g. class labels)
-)->dict:                       # mean, variance, log_variance (each shaped like x), pred_xstart
-    "The reverse step p_θ(x_{t-1} | x_t) = N(mean, variance): run the model and convert its output."
-    _check_x(x, 'x')
-    return self._p_mean_variance(model, x, self._check_t(t, x), clip_denoised, denoised_fn, model_kwargs)
-
 # %% ../nbs/04_diffusion.ipynb #995d544e
-@patch
-def _p_sample(self:GaussianDiffusion, model, x, t, clip_denoised=True, denoised_fn=None, model_kwargs=None, noise=None,
-              generator=None):
-    out = self._p_mean_variance(model, x, t, clip_denoised, denoised_fn, model_kwargs)
-    if noise is None: noise = _randn(x.shape, x.dtype, x.device, generator)
-    nonzero = (t != 0).to(x.dtype).reshape(x.shape[0], *((1,) * (x.ndim - 1)))
-    return dict(sample=out['mean'] + nonzero * torch.exp(0.5 * out['log_variance']) * noise, pred_xstart=out['pred_xstart'])
-
 @patch
 def p_sample(self:GaussianDiffusion,
     model,                     # callable model(x_t, t)
@@ -297,9 +226,12 @@ def p_sample(self:GaussianDiffusion,
     generator:torch.Generator|None=None,
 )->dict:                       # sample (x_{t-1}), pred_xstart
     "One ancestral step: x_{t-1} = μ_θ(x_t, t) + σ_t z, with no noise at index 0."
-    _check_x(x, 'x')
-    if noise is not None: _check_like(noise, x, 'noise', 'x')
-    return self._p_sample(model, x, self._check_t(t, x), clip_denoised, denoised_fn, model_kwargs, noise, generator)
+    _check_x(x, 'x'); t = self._check_t(t, x)
+    out = self.p_mean_variance(model, x, t, clip_denoised, denoised_fn, model_kwargs)
+    if noise is None: noise = _randn(x.shape, x.dtype, x.device, generator)
+    else: _check_like(noise, x, 'noise', 'x')
+    nonzero = (t != 0).to(x.dtype).reshape(x.shape[0], *((1,) * (x.ndim - 1)))
+    return dict(sample=out['mean'] + nonzero * torch.exp(0.5 * out['log_variance']) * noise, pred_xstart=out['pred_xstart'])
 
 @patch
 def _start_loop(self:GaussianDiffusion, model, shape, noise, device, dtype, generator):
@@ -316,6 +248,25 @@ def _start_loop(self:GaussianDiffusion, model, shape, noise, device, dtype, gene
     return _randn(tuple(shape), dtype, torch.device(device), generator)
 
 @patch
+def reverse_steps(self:GaussianDiffusion,
+    x:Tensor,              # the state at the last index, T-1 (x_T for a full chain), [B, C, ...]
+    step,                  # step(x_t, t, noise) -> dict(sample=x_{t-1}, pred_xstart=...): `p_sample` or `ddim_sample`, bound
+    progress:bool=False,   # show a tqdm bar
+    noise_fn=None,         # noise_fn(x_t) -> the step's noise (default None: the step draws its own)
+):                         # yields step's dict with t (0-based index) and xt (the state it started from) added
+    "The one reverse loop: from index T-1 down to 0, one `step` each, under no_grad; every sampler of the package runs on it."
+    indices = range(self.num_timesteps - 1, -1, -1)
+    if progress:
+        from tqdm.auto import tqdm
+        indices = tqdm(indices)
+    for i in indices:
+        with torch.no_grad():
+            out = step(x, self._loop_t(i, x), None if noise_fn is None else noise_fn(x))
+        out['t'], out['xt'] = i, x
+        yield out
+        x = out['sample']
+
+@patch
 def p_sample_loop_progressive(self:GaussianDiffusion,
     model,                      # callable model(x_t, t)
     shape:tuple,                # (B, C, ...) of the samples
@@ -327,20 +278,11 @@ def p_sample_loop_progressive(self:GaussianDiffusion,
     progress:bool=False,        # show a tqdm bar
     *, generator:torch.Generator|None=None, # the source of all randomness (best on the sampling device)
     dtype=torch.float32,        # dtype of the samples (when noise is not given)
-):                              # yields dict(sample, pred_xstart, t) after each step
+):                              # yields dict(sample, pred_xstart, t, xt) after each step
     "Ancestral sampling (Algorithm 2), yielding each step's x_{t-1} and x̂_0."
     img = self._start_loop(model, shape, noise, device, dtype, generator)
-    indices = range(self.num_timesteps - 1, -1, -1)
-    if progress:
-        from tqdm.auto import tqdm
-        indices = tqdm(indices)
-    for i in indices:
-        t = torch.full((img.shape[0],), i, device=img.device, dtype=torch.long)
-        with torch.no_grad():
-            out = self._p_sample(model, img, t, clip_denoised, denoised_fn, model_kwargs, None, generator)
-        out['t'] = i
-        yield out
-        img = out['sample']
+    step = lambda x, t, z: self.p_sample(model, x, t, clip_denoised, denoised_fn, model_kwargs, noise=z, generator=generator)
+    yield from self.reverse_steps(img, step, progress)
 
 @patch
 def p_sample_loop(self:GaussianDiffusion,
@@ -366,21 +308,9 @@ def p_sample_loop(self:GaussianDiffusion,
 def ddim_sigma(self:GaussianDiffusion, t:Tensor, eta:float=0.0, like:Tensor|None=None)->Tensor:
     "DDIM's σ_t for timesteps t and η (σ_t² = η² β̃_t), shaped [B, 1, ..., 1] like `like` (default: float64 [B])."
     like = like if like is not None else torch.zeros(len(t), dtype=torch.float64, device=t.device)
-    ab, abp = self._coef('alphas_cumprod', t, like), self._coef('alphas_cumprod_prev', t, like)
+    t = self._check_t(t, like)
+    ab, abp = self.schedule.coef('alphas_cumprod', t, like), self.schedule.coef('alphas_cumprod_prev', t, like)
     return eta * torch.sqrt((1 - abp) / (1 - ab)) * torch.sqrt(1 - ab / abp)
-
-@patch
-def _ddim_sample(self:GaussianDiffusion, model, x, t, clip_denoised=True, denoised_fn=None, model_kwargs=None, eta=0.0,
-                 noise=None, generator=None):
-    out = self._p_mean_variance(model, x, t, clip_denoised, denoised_fn, model_kwargs)
-    eps = self._predict_eps_from_xstart(x, t, out['pred_xstart'])
-    abp = self._coef('alphas_cumprod_prev', t, x)
-    sigma = self.ddim_sigma(t, eta, x)
-    mean = out['pred_xstart'] * abp.sqrt() + torch.sqrt((1 - abp - sigma ** 2).clamp(min=0)) * eps
-    if eta == 0: return dict(sample=mean, pred_xstart=out['pred_xstart'])
-    if noise is None: noise = _randn(x.shape, x.dtype, x.device, generator)
-    nonzero = (t != 0).to(x.dtype).reshape(x.shape[0], *((1,) * (x.ndim - 1)))
-    return dict(sample=mean + nonzero * sigma * noise, pred_xstart=out['pred_xstart'])
 
 @patch
 def ddim_sample(self:GaussianDiffusion,
@@ -391,11 +321,18 @@ def ddim_sample(self:GaussianDiffusion,
     generator:torch.Generator|None=None,
 )->dict:                         # sample (x_{t-1}), pred_xstart
     "One DDIM step from x_t to x_{t-1}."
-    _check_x(x, 'x')
-    if noise is not None: _check_like(noise, x, 'noise', 'x')
+    _check_x(x, 'x'); t = self._check_t(t, x)
     if not eta >= 0: raise ValueError(f"eta must be >= 0, got {eta!r}")
-    return self._ddim_sample(model, x, self._check_t(t, x), clip_denoised, denoised_fn, model_kwargs, eta, noise,
-                             generator)
+    out = self.p_mean_variance(model, x, t, clip_denoised, denoised_fn, model_kwargs)
+    eps = self._predict_eps_from_xstart(x, t, out['pred_xstart'])
+    abp = self.schedule.coef('alphas_cumprod_prev', t, x)
+    sigma = self.ddim_sigma(t, eta, x)
+    mean = out['pred_xstart'] * abp.sqrt() + torch.sqrt((1 - abp - sigma ** 2).clamp(min=0)) * eps       # Song et al. eq. (12)
+    if eta == 0: return dict(sample=mean, pred_xstart=out['pred_xstart'])
+    if noise is None: noise = _randn(x.shape, x.dtype, x.device, generator)
+    else: _check_like(noise, x, 'noise', 'x')
+    nonzero = (t != 0).to(x.dtype).reshape(x.shape[0], *((1,) * (x.ndim - 1)))
+    return dict(sample=mean + nonzero * sigma * noise, pred_xstart=out['pred_xstart'])
 
 @patch
 def ddim_sample_loop_progressive(self:GaussianDiffusion,
@@ -404,20 +341,11 @@ def ddim_sample_loop_progressive(self:GaussianDiffusion,
     device=None, progress:bool=False, eta:float=0.0,
     *, generator:torch.Generator|None=None, dtype=torch.float32,
 ):
-    "DDIM sampling, yielding dict(sample, pred_xstart, t) after each step."
+    "DDIM sampling, yielding dict(sample, pred_xstart, t, xt) after each step."
     if not eta >= 0: raise ValueError(f"eta must be >= 0, got {eta!r}")
     img = self._start_loop(model, shape, noise, device, dtype, generator)
-    indices = range(self.num_timesteps - 1, -1, -1)
-    if progress:
-        from tqdm.auto import tqdm
-        indices = tqdm(indices)
-    for i in indices:
-        t = torch.full((img.shape[0],), i, device=img.device, dtype=torch.long)
-        with torch.no_grad():
-            out = self._ddim_sample(model, img, t, clip_denoised, denoised_fn, model_kwargs, eta, None, generator)
-        out['t'] = i
-        yield out
-        img = out['sample']
+    step = lambda x, t, z: self.ddim_sample(model, x, t, clip_denoised, denoised_fn, model_kwargs, eta, noise=z, generator=generator)
+    yield from self.reverse_steps(img, step, progress)
 
 @patch
 def ddim_sample_loop(self:GaussianDiffusion,
@@ -439,16 +367,6 @@ def ddim_sample_loop(self:GaussianDiffusion,
 
 # %% ../nbs/04_diffusion.ipynb #594f5a3b
 @patch
-def _vb_terms_bpd(self:GaussianDiffusion, model, x_start, x_t, t, clip_denoised=True, model_kwargs=None, *,
-                  model_output=None):
-    true_mean = self._posterior_mean(x_start, x_t, t)
-    true_log_var = self._coef('posterior_log_variance_clipped', t, x_t)
-    out = self._p_mean_variance(model, x_t, t, clip_denoised, None, model_kwargs, model_output=model_output)
-    kl = bits_per_dim(normal_kl(true_mean, true_log_var, out['mean'], out['log_variance']))
-    nll = -bits_per_dim(discretized_gaussian_log_likelihood(x_start, out['mean'], 0.5 * out['log_variance']))
-    return dict(output=torch.where(t == 0, nll, kl), pred_xstart=out['pred_xstart'])
-
-@patch
 def vb_terms_bpd(self:GaussianDiffusion,
     model,                    # callable model(x_t, t)
     x_start:Tensor,           # data x_0 (8-bit values k/127.5 - 1), shape [B, C, ...]
@@ -456,10 +374,16 @@ def vb_terms_bpd(self:GaussianDiffusion,
     t:Tensor,                 # 0-based timesteps, long [B]
     clip_denoised:bool=True,  # clip x̂_0 to [-1, 1]
     model_kwargs:dict|None=None,
+    *, model_output:Tensor|None=None, # the model's output at (x_t, t) if already computed (the hybrid loss passes it)
 )->dict:                      # output: bits/dim per example [B]; pred_xstart
     "The bound term at each example's timestep: KL(q(x_{t-1}|x_t,x_0) || p_θ(x_{t-1}|x_t)) for index > 0, the decoder NLL at index 0."
-    _check_x(x_start, 'x_start'); _check_like(x_t, x_start, 'x_t', 'x_start')
-    return self._vb_terms_bpd(model, x_start, x_t, self._check_t(t, x_start), clip_denoised, model_kwargs)
+    _check_x(x_start, 'x_start'); _check_like(x_t, x_start, 'x_t', 'x_start'); t = self._check_t(t, x_start)
+    true_mean = fwd._q_posterior_mean(self.schedule, x_start, x_t, t)
+    true_log_var = self.schedule.coef('posterior_log_variance_clipped', t, x_t)
+    out = self.p_mean_variance(model, x_t, t, clip_denoised, None, model_kwargs, model_output=model_output)
+    kl = bits_per_dim(normal_kl(true_mean, true_log_var, out['mean'], out['log_variance']))
+    nll = -bits_per_dim(discretized_gaussian_log_likelihood(x_start, out['mean'], 0.5 * out['log_variance']))
+    return dict(output=torch.where(t == 0, nll, kl), pred_xstart=out['pred_xstart'])
 
 @patch
 def prior_bpd(self:GaussianDiffusion, x_start:Tensor)->Tensor:
@@ -487,11 +411,11 @@ def calc_bpd_loop(self:GaussianDiffusion,
         from tqdm.auto import tqdm
         indices = tqdm(indices)
     for i in indices:
-        t = torch.full((B,), i, dtype=torch.long, device=x_start.device)
+        t = self._loop_t(i, x_start)
         noise = _randn(x_start.shape, x_start.dtype, x_start.device, generator)
-        x_t = self._q_sample(x_start, t, noise)
+        x_t = fwd._q_sample(self.schedule, x_start, t, noise)
         with torch.no_grad():
-            out = self._vb_terms_bpd(model, x_start, x_t, t, clip_denoised, model_kwargs)
+            out = self.vb_terms_bpd(model, x_start, x_t, t, clip_denoised, model_kwargs)
         vb[i] = out['output']
         xstart_mse[i] = mean_flat((out['pred_xstart'] - x_start) ** 2)
         mse[i] = mean_flat((self._predict_eps_from_xstart(x_t, t, out['pred_xstart']) - noise) ** 2)
@@ -508,29 +432,47 @@ def training_losses(self:GaussianDiffusion,
     model_kwargs:dict|None=None,
     noise:Tensor|None=None,    # ε shaped like x_start; drawn from `generator` if None
     *, generator:torch.Generator|None=None,
-)->dict:                       # loss [B]; mse [B] and/or vb [B] (bits/dim)
+    snr_gamma:float|None=None, # min-SNR-γ: weight the mse term so that its x_0 error counts min(SNR_t, γ); None: L_simple
+)->dict:                       # loss [B]; mse [B] (unweighted) and/or vb [B] (bits/dim)
     "Per-example training loss for `self.loss_type`, with its parts."
     _check_x(x_start, 'x_start'); t = self._check_t(t, x_start)
+    if snr_gamma is not None:
+        if self.loss_type in ('kl', 'rescaled_kl') or self.model_mean_type == 'xprev':
+            raise ValueError(f"snr_gamma weights the mse term of an 'eps', 'xstart' or 'v' model; this diffusion has "
+                             f"loss_type={self.loss_type!r}, model_mean_type={self.model_mean_type!r}")
+        if not snr_gamma > 0: raise ValueError(f"snr_gamma must be > 0 (5 in Hang et al.), got {snr_gamma!r}")
     if noise is None: noise = _randn(x_start.shape, x_start.dtype, x_start.device, generator)
     _check_like(noise, x_start, 'noise', 'x_start')
-    x_t = self._q_sample(x_start, t, noise)
+    x_t = fwd._q_sample(self.schedule, x_start, t, noise)
     T, terms = self.num_timesteps, {}
     if self.loss_type in ('kl', 'rescaled_kl'):
-        terms['vb'] = self._vb_terms_bpd(model, x_start, x_t, t, False, model_kwargs)['output']
+        terms['vb'] = self.vb_terms_bpd(model, x_start, x_t, t, False, model_kwargs)['output']
         terms['loss'] = terms['vb'] * (T if self.loss_type == 'rescaled_kl' else 1)
         return terms
     out = self._model_forward(model, x_t, t, model_kwargs)
     mean_out, var_out = self._split_output(out, x_t)
     if self.learned_variance:
         frozen = torch.cat([mean_out.detach(), var_out], 1)
-        terms['vb'] = self._vb_terms_bpd(None, x_start, x_t, t, False, None, model_output=frozen)['output']
+        terms['vb'] = self.vb_terms_bpd(None, x_start, x_t, t, False, None, model_output=frozen)['output']
     target = {'eps': noise, 'xstart': x_start, 'v': lambda: self._predict_v(x_start, t, noise),
-              'xprev': lambda: self._posterior_mean(x_start, x_t, t)}[self.model_mean_type]
+              'xprev': lambda: fwd._q_posterior_mean(self.schedule, x_start, x_t, t)}[self.model_mean_type]
     target = target() if callable(target) else target
     terms['mse'] = mean_flat((target - mean_out) ** 2)
+    mse = terms['mse'] if snr_gamma is None else self.min_snr_weight(t, snr_gamma, terms['mse']) * terms['mse']
     scale = {'mse': 1.0, 'rescaled_mse': T / 1000.0, 'hybrid': self.lambda_vlb * T}[self.loss_type]
-    terms['loss'] = terms['mse'] + scale * terms['vb'] if 'vb' in terms else terms['mse']
+    terms['loss'] = mse + scale * terms['vb'] if 'vb' in terms else mse
     return terms
+
+@patch
+def min_snr_weight(self:GaussianDiffusion,
+    t:Tensor,        # 0-based timesteps, long [B] (checked)
+    gamma:float,     # γ > 0
+    like:Tensor,     # a [B] tensor whose dtype and device the weights take
+)->Tensor:           # [B]
+    "The min-SNR-γ weight of the mse term: min(SNR_t, γ)/SNR_t for ε, min(SNR_t, γ) for x_0, min(SNR_t, γ)/(SNR_t + 1) for v."
+    snr = self.schedule.coef('snr', t, like)
+    w = snr.clamp(max=gamma)
+    return {'eps': w / snr, 'xstart': w, 'v': w / (snr + 1)}[self.model_mean_type]
 
 # %% ../nbs/04_diffusion.ipynb #25d39019
 _all_ = ['BETA_SCHEDULES', 'get_beta_schedule', 'check_betas', 'Schedule', 'extract', 'check_timesteps',

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import torch
 from torch import Tensor
-from .schedules import Schedule, extract
+from .schedules import Schedule, extract, check_timesteps
 
 # %% auto #0
 __all__ = ['q_step_mean_variance', 'q_step_sample', 'q_mean_variance', 'q_sample', 'gaussian_log_prob', 'q_log_prob_chain',
@@ -70,7 +70,11 @@ def q_sample(
     _check_schedule(S); _check_x(x0, 'x0')
     if noise is None: noise = torch.randn_like(x0)
     _check_same_shape(x0, noise, 'x0', 'noise')
-    return extract(S.sqrt_alphas_cumprod, t, x0) * x0 + extract(S.sqrt_one_minus_alphas_cumprod, t, x0) * noise
+    return _q_sample(S, x0, check_timesteps(t, S.T, x0.shape[0]).to(x0.device), noise)
+
+def _q_sample(S, x0, t, noise):
+    "The body of `q_sample`, unchecked: the one copy of eq. (4), also the engine's (which validates once, at its entry points)."
+    return S.coef('sqrt_alphas_cumprod', t, x0) * x0 + S.coef('sqrt_one_minus_alphas_cumprod', t, x0) * noise
 
 # %% ../nbs/01_forward.ipynb #391b72de
 def gaussian_log_prob(
@@ -110,6 +114,11 @@ def q_posterior_mean_variance(
 )->tuple:         # (mean, variance, log_variance_clipped), each shaped like x0
     "Mean μ̃_t, variance β̃_t and clipped log-variance of the posterior q(x_{t-1} | x_t, x_0)."
     _check_schedule(S); _check_x(x0, 'x0'); _check_x(xt, 'xt'); _check_same_shape(x0, xt, 'x0', 'xt')
-    mean = extract(S.posterior_mean_coef1, t, xt) * x0 + extract(S.posterior_mean_coef2, t, xt) * xt
+    t = check_timesteps(t, S.T, xt.shape[0]).to(xt.device)
+    mean = _q_posterior_mean(S, x0, xt, t)
     var = extract(S.posterior_variance, t, xt).expand_as(xt)
     return mean, var, extract(S.posterior_log_variance_clipped, t, xt).expand_as(xt)
+
+def _q_posterior_mean(S, x0, xt, t):
+    "μ̃_t(x_t, x_0) = c_1 x_0 + c_2 x_t, unchecked: the one copy of the posterior mean (eq. 7), also the engine's samplers'."
+    return S.coef('posterior_mean_coef1', t, xt) * x0 + S.coef('posterior_mean_coef2', t, xt) * xt

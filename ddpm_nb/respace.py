@@ -59,10 +59,12 @@ class SpacedDiffusion(GaussianDiffusion):
             new_betas.append(1 - ac[i] / last); last = ac[i]
         self.use_timesteps, self.original_num_steps = use, base.num_timesteps
         super().__init__(**{**kwargs, 'betas': torch.stack(new_betas)})
-        self._arrays['timestep_map'] = torch.tensor(use, dtype=torch.long)
+        self.timestep_map, self._maps = torch.tensor(use, dtype=torch.long), {}   # the map, and its copy on each device met
 
     def _model_forward(self, model, x, t, model_kwargs=None):
-        ts = self._arr('timestep_map', t.device, torch.long)[t]
+        m = self._maps.get(t.device)
+        if m is None: m = self._maps[t.device] = self.timestep_map.to(t.device)
+        ts = m[t]
         if self.rescale_timesteps: ts = ts.float() * (1000.0 / self.original_num_steps)
         return model(x, ts, **(model_kwargs or {}))
 

@@ -69,21 +69,14 @@ class Sampler:
         d, x = self.diffusion, xt
         if not isinstance(x, Tensor) or x.ndim < 2 or not x.is_floating_point(): raise ValueError(f"xt must be a float tensor [B, C, ...], got {type(x).__name__} {tuple(getattr(x, 'shape', ()))}")
         if share_noise < 1 or x.shape[0] % share_noise: raise ValueError(f"share_noise must divide the batch size {x.shape[0]}, got {share_noise}")
-        steps = range(d.num_timesteps - 1, -1, -1)
-        if progress:
-            from tqdm.auto import tqdm
-            steps = tqdm(steps)
+        def shared(x):                                                          # one draw per block, repeated
+            z = _noise((x.shape[0] // share_noise, *x.shape[1:]), generator, x.device, x.dtype)
+            return z.repeat(share_noise, *([1] * (x.ndim - 1)))
         noisy = self.name == 'ancestral' or self.eta > 0
-        for i in steps:
-            t = torch.full((x.shape[0],), i, dtype=torch.long, device=x.device)
-            z = None
-            if noisy:
-                z = _noise((x.shape[0] // share_noise, *x.shape[1:]), generator, x.device, x.dtype)
-                z = z.repeat(share_noise, *([1] * (x.ndim - 1)))
-            if self.name == 'ancestral': out = d.p_sample(model, x, t, noise=z, clip_denoised=self.clip_denoised)
-            else: out = d.ddim_sample(model, x, t, noise=z, clip_denoised=self.clip_denoised, eta=self.eta)
-            yield dict(t=self.timesteps[i], xt=x, pred_xstart=out['pred_xstart'], sample=out['sample'])
-            x = out['sample']
+        if self.name == 'ancestral': step = lambda x_, t, z: d.p_sample(model, x_, t, self.clip_denoised, noise=z)
+        else: step = lambda x_, t, z: d.ddim_sample(model, x_, t, self.clip_denoised, eta=self.eta, noise=z)
+        for out in d.reverse_steps(x, step, progress, noise_fn=shared if noisy else None):
+            yield dict(t=self.timesteps[out['t']], xt=out['xt'], pred_xstart=out['pred_xstart'], sample=out['sample'])
 
     def __call__(self,
         model,                          # the network

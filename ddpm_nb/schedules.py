@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import torch
 from torch import Tensor
+from fastcore.basics import patch
 
 # %% auto #0
 __all__ = ['BETA_SCHEDULES', 'get_beta_schedule', 'check_betas', 'Schedule', 'extract', 'check_timesteps']
@@ -105,6 +106,11 @@ class Schedule:
         self.posterior_mean_coef1 = b * acp.sqrt() / (1.0 - ac)                        # multiplies x_0
         self.posterior_mean_coef2 = (1.0 - acp) * self.alphas.sqrt() / (1.0 - ac)      # multiplies x_t
         self.snr = ac / (1.0 - ac)
+        self.log_betas = b.log()
+        # the paper's other fixed choice σ_t² = β_t ('fixedlarge'), with β̃_2 at t = 1 as the reference has it (β̃_1 = 0)
+        self.fixedlarge_variance = torch.cat([pv[1:2], b[1:]]) if self.T > 1 else b.clone()
+        self.fixedlarge_log_variance = self.fixedlarge_variance.log()
+        self._cast = {}                                                                # (name, device, dtype) -> array, for `coef`
 
     def __repr__(self): return f"Schedule(T={self.T}, beta=[{self.betas[0].item():.3g} … {self.betas[-1].item():.3g}], abar_T={self.alphas_cumprod[-1].item():.3g})"
 
@@ -129,3 +135,16 @@ def check_timesteps(t, T:int, B:int|None=None)->Tensor:
     if len(t) and (int(t.min()) < 0 or int(t.max()) >= T):
         raise ValueError(f"t must be 0-based indices in [0, {T}), got values in [{int(t.min())}, {int(t.max())}]")
     return t.long()
+
+# %% ../nbs/00_schedules.ipynb #fd1a93e8
+@patch
+def coef(self:Schedule,
+    name:str,   # a quantity of this schedule, e.g. 'sqrt_alphas_cumprod'
+    t:Tensor,   # 0-based timesteps, already checked: long [B] on x's device
+    x:Tensor,   # the batch it will multiply, shape [B, ...]
+)->Tensor:      # shape [B, 1, ..., 1], in x's dtype and on its device
+    "`extract(getattr(self, name), t, x)` without the checks; the cast array is kept per (device, dtype)."
+    key = (name, x.device, x.dtype)
+    a = self._cast.get(key)
+    if a is None: a = self._cast[key] = getattr(self, name).to(device=x.device, dtype=x.dtype)
+    return a[t].reshape(x.shape[0], *((1,) * (x.ndim - 1)))

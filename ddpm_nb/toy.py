@@ -8,7 +8,10 @@ import math
 import numpy as np
 import torch
 from torch import nn, Tensor
-from .schedules import Schedule, extract
+from .schedules import Schedule, extract, check_timesteps
+from .likelihood import log_normal_interval_mass
+from .diffusion import GaussianDiffusion
+from . import forward as fwd
 
 # %% auto #0
 __all__ = ['MEAN_TYPES', 'VAR_TYPES', 'bin_centers', 'bin_edges', 'quantize', 'quantized_mixture_probs', 'entropy_bits',
@@ -82,6 +85,7 @@ class _Oracle:
     "Base of the optimal models: subclasses give the posterior mean and variance of x0 given x_t."
     def __init__(self, diffusion, mean_type=None, var_type=None):
         self.S = _schedule_of(diffusion)
+        self._D = GaussianDiffusion(self.S.betas)                              # for its parameterization conversions
         self.mean_type = _name(mean_type if mean_type is not None else getattr(diffusion, 'model_mean_type', None), 'eps')
         self.var_type = _name(var_type if var_type is not None else getattr(diffusion, 'model_var_type', None), 'fixedlarge')
         if self.mean_type not in MEAN_TYPES: raise ValueError(f"mean_type must be one of {MEAN_TYPES}, got {self.mean_type!r}")
@@ -96,10 +100,10 @@ class _Oracle:
     )->Tensor:      # the optimal output for the mean parameterization, [B, D]; [B, 2D] for learned variances
         S, x = self.S, xt.double()
         x0, v0 = self.posterior(x, t)
-        a, b = extract(S.sqrt_alphas_cumprod, t, x), extract(S.sqrt_one_minus_alphas_cumprod, t, x)
-        eps = (x - a * x0) / b
-        c1, c2 = extract(S.posterior_mean_coef1, t, x), extract(S.posterior_mean_coef2, t, x)
-        out = {'eps': eps, 'xstart': x0, 'v': a * eps - b * x0, 'xprev': c1 * x0 + c2 * x}[self.mean_type]
+        t = check_timesteps(t, S.T, x.shape[0]).to(x.device)
+        eps = self._D._predict_eps_from_xstart(x, t, x0)                      # the engine's conversions, not copies
+        out = {'eps': lambda: eps, 'xstart': lambda: x0, 'v': lambda: self._D._predict_v(x0, t, eps),
+               'xprev': lambda: fwd._q_posterior_mean(S, x0, x, t)}[self.mean_type]()
         if self.var_type in ('learned', 'learned_range'):
             logvar = self.model_log_variance(v0, t, x)
             if self.var_type == 'learned_range':
@@ -112,9 +116,7 @@ class _Oracle:
         "log σ² of p_θ(x_{t-1}|x_t) for this var_type, given Var(x0|x_t) = `v0` (learned: log Var(x_{t-1}|x_t), clamped to the range for learned_range)."
         S = self.S
         if self.var_type == 'fixedsmall': return extract(S.posterior_log_variance_clipped, t, x).expand_as(v0)
-        if self.var_type == 'fixedlarge':
-            large = torch.cat([S.posterior_variance[1:2], S.betas[1:]]) if S.T > 1 else S.betas
-            return extract(large.log(), t, x).expand_as(v0)
+        if self.var_type == 'fixedlarge': return extract(S.fixedlarge_log_variance, t, x).expand_as(v0)
         c1 = extract(S.posterior_mean_coef1, t, x)
         logvar = (extract(S.posterior_variance, t, x) + c1 ** 2 * v0).clamp_min(1e-30).log()   # log Var(x_{t-1} | x_t)
         if self.var_type == 'learned_range':
@@ -170,14 +172,6 @@ class QuantizedOracle(_Oracle):
         return m, ((w * (x - m[..., None]) ** 2).sum(-1))
 
 # %% ../nbs/04a_checks.ipynb #a4098613
-def _log_bin_mass(lo:Tensor, hi:Tensor, mean:Tensor, sd:Tensor)->Tensor:
-    "log of the N(mean, sd²) mass of [lo, hi] (either may be infinite), computed in the tail that avoids cancellation."
-    a, b = (lo - mean) / sd, (hi - mean) / sd
-    flip = a > 0
-    a, b = torch.where(flip, -b, a), torch.where(flip, -a, b)
-    lb, la = torch.special.log_ndtr(b), torch.special.log_ndtr(a)
-    return lb + torch.log1p(-torch.exp(la - lb).clamp(max=1 - 1e-16))
-
 def gaussian_oracle_bound(
     P:Tensor,        # bin probabilities of the data's independent coordinates, [D, 256]
     diffusion,       # a GaussianDiffusion (its betas and model_var_type), a Schedule, or betas
@@ -195,8 +189,7 @@ def gaussian_oracle_bound(
     bt, c1 = S.posterior_variance[:, None], S.posterior_mean_coef1[:, None]
     opt = bt + c1 ** 2 * v                                                                    # Var(x_{t-1} | x_t)
     lo_log, hi_log = S.posterior_log_variance_clipped[:, None], S.betas.log()[:, None]
-    logvar = {'fixedsmall': lo_log.expand_as(v), 'fixedlarge': (S.betas[:, None].log() if S.T == 1 else
-              torch.cat([S.posterior_variance[1:2], S.betas[1:]]).log()[:, None]).expand_as(v),
+    logvar = {'fixedsmall': lo_log.expand_as(v), 'fixedlarge': S.fixedlarge_log_variance[:, None].expand_as(v),
               'learned': opt.log(), 'learned_range': torch.minimum(torch.maximum(opt.log(), lo_log), hi_log)}[vt]
     kl = 0.5 * (logvar - lo_log + (bt + c1 ** 2 * v) / logvar.exp() - 1)                     # [T, D], nats
     # the decoder, index 0: x1 = a x_k + b z, decoder mean m + g (x1 - a m)
@@ -207,7 +200,7 @@ def gaussian_oracle_bound(
     mean = m[:, None, None] + g[:, None, None] * (a * x[None, :, None] + b * z - a * m[:, None, None])   # [D, 256, n_quad]
     lo, hi = bin_edges()
     sd = (0.5 * logvar[0]).exp()[:, None, None]
-    nll = -(_log_bin_mass(lo[None, :, None], hi[None, :, None], mean, sd) * w).sum(-1)       # [D, 256]
+    nll = -(log_normal_interval_mass((lo[None, :, None] - mean) / sd, (hi[None, :, None] - mean) / sd) * w).sum(-1)   # [D, 256]
     kl[0] = (P * nll).where(P > 0, 0.).sum(-1)
     aT = S.alphas_cumprod[-1]
     prior = 0.5 * (-torch.log1p(-aT) + (1 - aT) + aT * (m ** 2 + s2) - 1)                    # [D]
@@ -245,7 +238,8 @@ def oracle_bound(
             vb[i] = (wq * kl).sum(-1).mean()
         else:                                                                                  # the decoder: mean x̂0(x_1)
             lo, hi = bin_edges(); lo, hi = lo[keep], hi[keep]
-            nll = -_log_bin_mass(lo, hi, xhat[..., None], (0.5 * logvar).exp()[..., None])    # [D, N, K]
+            sd = (0.5 * logvar).exp()[..., None]
+            nll = -log_normal_interval_mass((lo - xhat[..., None]) / sd, (hi - xhat[..., None]) / sd)   # [D, N, K]
             wk = comp * h / (comp * h).sum(-2, keepdim=True)                                   # x_1 | x_k weights
             vb[0] = (Pk * (wk * nll).sum(-2)).sum(-1).mean()
     aT = S.alphas_cumprod[-1]

@@ -41,6 +41,7 @@ class TrainConfig:
     model_mean_type:str='eps'         # what the network predicts: 'eps' (the paper), 'xstart', 'xprev', 'v'
     model_var_type:str='fixedlarge'   # Σ_θ: 'fixedlarge' (σ²=β, the paper's choice), 'fixedsmall', 'learned', 'learned_range'
     loss_type:str='mse'               # 'mse' (L_simple), 'rescaled_mse', 'kl', 'rescaled_kl', 'hybrid'
+    snr_gamma:float|None=None         # min-SNR-γ weighting of the mse term (Hang et al. 2023 use 5); None: L_simple's
     # the optimization
     steps:int=DEFAULT_STEPS           # total optimizer steps
     minutes:float|None=None           # optional wall-clock budget for this invocation; stops (and checkpoints) at whichever comes first
@@ -87,6 +88,12 @@ class TrainConfig:
         if self.sample_steps is not None and (not isinstance(self.sample_steps, int) or not 1 <= self.sample_steps <= self.T):
             raise ValueError(f"TrainConfig.sample_steps must be an integer in [1, T={self.T}] or None, got {self.sample_steps!r}")
         if not isinstance(self.sample_every, int) or self.sample_every < 0: raise ValueError(f"TrainConfig.sample_every must be an integer >= 0 (0: off), got {self.sample_every!r}")
+        if self.snr_gamma is not None:
+            if isinstance(self.snr_gamma, bool) or not isinstance(self.snr_gamma, (int, float)) or not self.snr_gamma > 0:
+                raise ValueError(f"TrainConfig.snr_gamma must be a number > 0 or None, got {self.snr_gamma!r}")
+            if self.loss_type in ('kl', 'rescaled_kl') or self.model_mean_type == 'xprev':
+                raise ValueError(f"TrainConfig.snr_gamma weights the mse term of an 'eps', 'xstart' or 'v' model; "
+                                 f"got loss_type={self.loss_type!r}, model_mean_type={self.model_mean_type!r}")
         if self.precision not in ('auto', 'fp32', 'bf16', 'fp16'): raise ValueError(f"TrainConfig.precision must be 'auto', 'fp32', 'bf16' or 'fp16', got {self.precision!r}")
         if self.lr_schedule not in ('constant', 'cosine'): raise ValueError(f"TrainConfig.lr_schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}")
         if self.ema_power is not None and not self.ema_power > 0: raise ValueError(f"TrainConfig.ema_power must be > 0 or None, got {self.ema_power!r}")
@@ -443,7 +450,7 @@ def forward_backward(self:Trainer, x:Tensor, t:Tensor, noise:Tensor)->Tensor:
     "The loss of the batch under autocast, backpropagated; returns it detached (averaged over ranks)."
     self.net.train()
     with torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None):
-        loss = self.diffusion.training_losses(self.fwd, x, t, noise=noise)['loss'].float().mean()
+        loss = self.diffusion.training_losses(self.fwd, x, t, noise=noise, snr_gamma=self.cfg.snr_gamma)['loss'].float().mean()
     self.opt.zero_grad(set_to_none=True)
     self.scaler.scale(loss).backward()
     lval = loss.detach()

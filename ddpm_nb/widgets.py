@@ -96,11 +96,11 @@ def record_trajectory(
     T = diffusion.num_timesteps
     keep = set(range(T - 1, -1, -every)) | {0}
     noise = torch.randn(tuple(shape), generator=generator, device=generator.device if generator is not None else (device or 'cpu'))
-    ts, xs, x0s, x_t = [], [], [], noise
+    ts, xs, x0s = [], [], []
     for out in diffusion.p_sample_loop_progressive(model, tuple(shape), noise=noise, clip_denoised=clip_denoised, generator=generator, device=device):
         if out['t'] in keep:
-            ts.append(out['t']); xs.append(x_t.detach().cpu()); x0s.append(out['pred_xstart'].detach().cpu())
-        x_t = out['sample']
+            ts.append(out['t']); xs.append(out['xt'].detach().cpu()); x0s.append(out['pred_xstart'].detach().cpu())
+    x_t = out['sample']
     t = torch.tensor(ts, dtype=torch.long)
     orig = torch.as_tensor(diffusion.use_timesteps, dtype=torch.long)[t] if hasattr(diffusion, 'use_timesteps') else t.clone()
     return dict(t=t, orig_t=orig, abar=diffusion.alphas_cumprod[t].clone(), x_t=torch.stack(xs), pred_xstart=torch.stack(x0s),
