@@ -14,6 +14,7 @@ from torch import Tensor
 import ddpm_nb
 from .data import to_model_range, random_flip
 from .metrics import fid_from_features
+from .errors import UsageError
 
 # %% auto #0
 __all__ = ['FMNIST_CLASSES', 'WEIGHTS_DIR', 'FMNIST_CLASSIFIER_PATH', 'FMNISTClassifier', 'train_fmnist_classifier',
@@ -37,7 +38,7 @@ class FMNISTClassifier(nn.Module):
         for c in channels:
             layers += [nn.Conv2d(c_in, c, 3, padding=1, bias=False), nn.BatchNorm2d(c), nn.ReLU(), nn.MaxPool2d(2)]
             c_in, s = c, s // 2
-        if s < 1: raise ValueError(f"{len(channels)} pooling blocks leave nothing of a {size}x{size} image; use fewer channels entries")
+        if s < 1: raise UsageError(f"{len(channels)} pooling blocks leave nothing of a {size}x{size} image; use fewer channels entries")
         self.body = nn.Sequential(*layers, nn.Flatten())
         self.fc = nn.Linear(c_in * s * s, feat_dim)
         self.drop = nn.Dropout(dropout)
@@ -57,11 +58,11 @@ def _as_images(x, name:str='x')->Tensor:
     if not isinstance(x, Tensor): x = torch.as_tensor(np.asarray(x))
     if x.ndim == 3: x = x[:, None]
     if x.ndim != 4 or x.shape[1] != 1:
-        raise ValueError(f"{name} must be grayscale images [N, 1, H, W] (or [N, H, W]), got shape {tuple(x.shape)}")
+        raise UsageError(f"{name} must be grayscale images [N, 1, H, W] (or [N, H, W]), got shape {tuple(x.shape)}")
     if x.dtype == torch.uint8: return to_model_range(x)
     if not x.is_floating_point(): raise TypeError(f"{name} must be uint8 (0..255) or float in [-1, 1], got dtype {x.dtype}")
     if x.numel() and x.abs().max() > 1.5:
-        raise ValueError(f"{name} must be in [-1, 1] (the package's image range), got values up to {x.abs().max().item():.3g}; convert 8-bit images with to_model_range")
+        raise UsageError(f"{name} must be in [-1, 1] (the package's image range), got values up to {x.abs().max().item():.3g}; convert 8-bit images with to_model_range")
     return x.float()
 
 def train_fmnist_classifier(
@@ -78,7 +79,7 @@ def train_fmnist_classifier(
 )->FMNISTClassifier:      # the trained model, in eval mode, on the CPU
     "Train a `FMNISTClassifier` on images `x` with labels `y` by cross-entropy; deterministic given `seed`."
     x = _as_images(x); y = torch.as_tensor(y).long()
-    if len(y) != len(x): raise ValueError(f"x has {len(x)} images but y has {len(y)} labels")
+    if len(y) != len(x): raise UsageError(f"x has {len(x)} images but y has {len(y)} labels")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         model = FMNISTClassifier(**model_kw)
@@ -152,16 +153,16 @@ def load_fmnist_classifier(
             meta = f.metadata() or {}
             sd = {k: f.get_tensor(k) for k in f.keys()}
     except (SafetensorError, OSError) as e:                   # not safetensors, truncated, unreadable
-        raise ValueError(f"{str(path)!r} is not a classifier checkpoint: {type(e).__name__}: {e}; {fix}") from None
+        raise UsageError(f"{str(path)!r} is not a classifier checkpoint: {type(e).__name__}: {e}; {fix}") from None
     try: config = json.loads(meta['config'])
     except (KeyError, json.JSONDecodeError):
-        raise ValueError(f"{str(path)!r} is not a classifier checkpoint: its metadata holds no JSON 'config' "
+        raise UsageError(f"{str(path)!r} is not a classifier checkpoint: its metadata holds no JSON 'config' "
                          f"(save_fmnist_classifier writes one); {fix}") from None
     model = FMNISTClassifier(**config)
     sd = {k: v.float() if v.is_floating_point() else v for k, v in sd.items()}
     missing, unexpected = set(model.state_dict()) - set(sd), set(sd) - set(model.state_dict())
     if missing or unexpected:
-        raise ValueError(f"{path} does not match its config: missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]}")
+        raise UsageError(f"{path} does not match its config: missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]}")
     model.load_state_dict(sd)
     return model.to(device).eval()
 
@@ -175,7 +176,7 @@ def fmnist_features(
 )->Tensor:                      # features, float64 [N, feat_dim], on the CPU
     "Penultimate-layer features of the Fashion-MNIST classifier for images `x`, as float64 [N, d]."
     x = _as_images(x)
-    if x.shape[-2:] != (28, 28) and model is None: raise ValueError(f"x must be 28x28 images, got shape {tuple(x.shape)}")
+    if x.shape[-2:] != (28, 28) and model is None: raise UsageError(f"x must be 28x28 images, got shape {tuple(x.shape)}")
     if model is None:
         dev = str(torch.device(device or 'cpu'))
         if dev not in _CLASSIFIERS: _CLASSIFIERS[dev] = load_fmnist_classifier(device=dev)
@@ -237,10 +238,10 @@ def inception_features(
 )->Tensor:              # Inception-v3 pool3 features, float64 [N, 2048]
     "Inception-v3 pool3 features of `x` for FID, via torchmetrics or pytorch-fid if installed (else `InceptionUnavailableError`)."
     x = x if isinstance(x, Tensor) else torch.as_tensor(np.asarray(x))
-    if x.ndim != 4 or x.shape[1] not in (1, 3): raise ValueError(f"x must be images [N, C, H, W] with C = 1 or 3, got shape {tuple(x.shape)}")
+    if x.ndim != 4 or x.shape[1] not in (1, 3): raise UsageError(f"x must be images [N, C, H, W] with C = 1 or 3, got shape {tuple(x.shape)}")
     if x.dtype != torch.uint8:
         if x.is_floating_point() and x.numel() and x.abs().max() > 1.5:
-            raise ValueError(f"x must be uint8 or in [-1, 1], got values up to {x.abs().max().item():.3g}")
+            raise UsageError(f"x must be uint8 or in [-1, 1], got values up to {x.abs().max().item():.3g}")
         from ddpm_nb.data import from_model_range
         x = from_model_range(x)
     net = _load_inception(device)

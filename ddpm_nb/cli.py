@@ -10,8 +10,9 @@ import torch
 from fastcore.script import anno_parser
 from .checkpoint import CheckpointError, load_model, load_checkpoint, latest_checkpoint
 from .sample import sample
-from .train import TrainConfig, train, pick_device, NonFiniteLossError
+from .train import TrainConfig, train, merge_resume, pick_device, NonFiniteLossError
 from .evaluate import bpd_stratified, score_run, plot_quality
+from .errors import UsageError
 
 # %% auto #0
 __all__ = ['DEFAULT_MINUTES', 'PAPER_RECIPE_PRESETS', 'PRESET_DATASETS', 'run_cli', 'train_main', 'ddpm_nb_train', 'sample_main',
@@ -20,7 +21,9 @@ __all__ = ['DEFAULT_MINUTES', 'PAPER_RECIPE_PRESETS', 'PRESET_DATASETS', 'run_cl
 # %% ../nbs/10_cli.ipynb #0b202308
 def _user_errors():
     from ddpm_nb.data import DataUnavailableError
-    return (ValueError, FileNotFoundError, FileExistsError, CheckpointError, DataUnavailableError, NotADirectoryError, PermissionError)   # not TypeError: a bug
+    # raised on purpose for what the user asked (UsageError, the checkpoint and data errors) or for the paths they gave;
+    # a ValueError or TypeError from inside torch or from a bug of ours is neither, and keeps its traceback
+    return (UsageError, CheckpointError, DataUnavailableError, FileNotFoundError, FileExistsError, NotADirectoryError, PermissionError)
 
 def _parser(func, prog:str):
     "fastcore's `anno_parser` for `func`, with dashed option names and one-line errors."
@@ -42,11 +45,11 @@ def _json_safe(v):
 
 def _check_args(ckpt, n, batch_size, seed, sampler=None, n_min=1, what='a checkpoint dir, a run dir, or a shipped model name'):
     "The checks the sampling and evaluation commands share, made before any model is loaded."
-    if ckpt is None: raise ValueError(f"--ckpt is required: {what}")
-    if n < n_min: raise ValueError(f"--n must be at least {n_min}{' (FID needs a covariance)' if n_min > 1 else ''}, got {n}")
-    if sampler is not None and sampler not in ('ancestral', 'ddim'): raise ValueError(f"--sampler must be 'ancestral' or 'ddim', got {sampler!r}")
-    if batch_size < 1: raise ValueError(f"--batch-size must be at least 1, got {batch_size}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63: raise ValueError(f"--seed must be an integer in [0, 2**63), got {seed!r}")
+    if ckpt is None: raise UsageError(f"--ckpt is required: {what}")
+    if n < n_min: raise UsageError(f"--n must be at least {n_min}{' (FID needs a covariance)' if n_min > 1 else ''}, got {n}")
+    if sampler is not None and sampler not in ('ancestral', 'ddim'): raise UsageError(f"--sampler must be 'ancestral' or 'ddim', got {sampler!r}")
+    if batch_size < 1: raise UsageError(f"--batch-size must be at least 1, got {batch_size}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63: raise UsageError(f"--seed must be an integer in [0, 2**63), got {seed!r}")
 
 def run_cli(
     func,                  # a command: keyword arguments in, a JSON-able summary dict out
@@ -114,20 +117,18 @@ def train_main(
              sample_every=sample_every, sample_steps=sample_steps, sample_n=sample_n, max_images=max_images, image_size=image_size, device=device, precision=precision,
              dataset=dataset, preset=preset, lr_schedule=lr_schedule, init=init, snr_gamma=snr_gamma).items() if v is not None}
     if compile: given['compile'] = True
-    if preset is not None and preset not in PRESETS: raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    if preset is not None and preset not in PRESETS: raise UsageError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
     from ddpm_nb.train import RECIPES
-    if recipe is not None and recipe not in RECIPES: raise ValueError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
+    if recipe is not None and recipe not in RECIPES: raise UsageError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
     run = Path(out if out is not None else f"runs/{preset or 'fashion_mnist'}")
     last = latest_checkpoint(run) if resume else None
     if last is not None:
-        saved = load_checkpoint(last, state=False)['config']['train']
         if steps is not None and minutes is None: given['minutes'] = None      # a new --steps target is not cut short by an old budget
-        if recipe is not None and recipe != saved.get('recipe', 'paper'): raise ValueError(f"--recipe {recipe} differs from the run's ({saved.get('recipe', 'paper')}); a run keeps its recipe")
-        cfg = TrainConfig.from_dict({**saved, **given, 'out': str(run)})
+        cfg = merge_resume(load_checkpoint(last, state=False)['config']['train'], {**given, 'recipe': recipe, 'out': str(run)})
     else:
         p = preset or 'fashion_mnist'
         if 'dataset' not in given:
-            if p not in PRESET_DATASETS: raise ValueError(f"preset {p!r} has no default dataset; pass --dataset")
+            if p not in PRESET_DATASETS: raise UsageError(f"preset {p!r} has no default dataset; pass --dataset")
             given['dataset'] = PRESET_DATASETS[p]
         if steps is None and minutes is None: given['minutes'] = DEFAULT_MINUTES    # the main job: ~15 minutes whatever the machine
         rec = recipe or ('paper' if p in PAPER_RECIPE_PRESETS else 'fast')
@@ -148,13 +149,13 @@ def ddpm_nb_train(argv:list|None=None)->int:
 # %% ../nbs/10_cli.ipynb #d720c647
 def _output_path(out, suffixes:tuple, what:str)->Path:
     "Check an output file path before any work: a known suffix, not a directory, in a directory that exists and is writable."
-    if not str(out).strip(): raise ValueError(f"{what} is empty; give a file name ending in {' or '.join(suffixes)}")
+    if not str(out).strip(): raise UsageError(f"{what} is empty; give a file name ending in {' or '.join(suffixes)}")
     p = Path(out).expanduser()
-    if p.is_dir(): raise ValueError(f"{what} {str(p)!r} is a directory; give a file name")
-    if p.suffix.lower() not in suffixes: raise ValueError(f"{what} {str(p)!r} must end in {' or '.join(suffixes)}")
+    if p.is_dir(): raise UsageError(f"{what} {str(p)!r} is a directory; give a file name")
+    if p.suffix.lower() not in suffixes: raise UsageError(f"{what} {str(p)!r} must end in {' or '.join(suffixes)}")
     parent = p.parent if str(p.parent) else Path('.')
-    if not parent.is_dir(): raise ValueError(f"{what}: the directory {str(parent)!r} does not exist; create it first")
-    if not os.access(parent, os.W_OK): raise ValueError(f"{what}: the directory {str(parent)!r} is not writable")
+    if not parent.is_dir(): raise UsageError(f"{what}: the directory {str(parent)!r} does not exist; create it first")
+    if not os.access(parent, os.W_OK): raise UsageError(f"{what}: the directory {str(parent)!r} is not writable")
     return p
 
 def sample_main(
@@ -184,7 +185,7 @@ def sample_main(
     gen, u8 = torch.Generator().manual_seed(seed), []
     for i in tqdm(range(0, n, batch_size), disable=not progress, desc='sample'):   # uint8 per batch: bounded memory
         x = sample(model, diffusion, min(batch_size, n - i), sampler, steps, generator=gen, shape=shape, batch_size=batch_size, device=dev)
-        if not torch.isfinite(x).all(): raise ValueError(f"the model produced NaN or inf samples: its weights in {ckpt} are broken")
+        if not torch.isfinite(x).all(): raise UsageError(f"the model produced NaN or inf samples: its weights in {ckpt} are broken")
         u8.append(from_model_range(x))
     u8 = torch.cat(u8)
     if out.suffix.lower() == '.npz':
@@ -218,18 +219,18 @@ def bpd_main(
 )->dict:
     "Bits/dim of real images under the model's bound: mean over images and its standard error."
     _check_args(ckpt, n, batch_size, seed)
-    if estimator not in ('full', 'stratified'): raise ValueError(f"--estimator must be 'full' or 'stratified', got {estimator!r}")
-    if k < 1: raise ValueError(f"--k must be at least 1, got {k}")
+    if estimator not in ('full', 'stratified'): raise UsageError(f"--estimator must be 'full' or 'stratified', got {estimator!r}")
+    if k < 1: raise UsageError(f"--k must be at least 1, got {k}")
     from ddpm_nb.data import load_images, to_model_range
     from tqdm.auto import tqdm
     dev = pick_device(device)
     model, diffusion, cfg = load_model(ckpt, ema=ema, device=dev)
     name = dataset or cfg.get('dataset', {}).get('name')
-    if not name: raise ValueError("the checkpoint does not record its dataset; pass --dataset")
+    if not name: raise UsageError("the checkpoint does not record its dataset; pass --dataset")
     u8, _ = load_images(name, split=split)
     m = cfg['model']['config']
     if tuple(u8.shape[1:]) != (m['in_ch'], m['resolution'], m['resolution']):
-        raise ValueError(f"dataset {name!r} has images of shape {tuple(u8.shape[1:])}, the model expects {(m['in_ch'], m['resolution'], m['resolution'])}")
+        raise UsageError(f"dataset {name!r} has images of shape {tuple(u8.shape[1:])}, the model expects {(m['in_ch'], m['resolution'], m['resolution'])}")
     n = min(n, len(u8))
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch import Tensor
 import PIL.Image
+from .errors import UsageError
 
 # %% auto #0
 __all__ = ['FLIPPABLE', 'LOCAL_OPTIONS', 'DATA_ENV', 'KNOWN_DATASETS', 'to_model_range', 'from_model_range', 'default_flip',
@@ -54,8 +55,8 @@ def random_flip(
     p:float=0.5,                          # probability that an example is flipped
 )->Tensor:                                # [B, C, H, W]: each example mirrored left-right with probability p
     "Flip each image of `x` horizontally with probability `p`, independently, drawing from `generator`."
-    if x.ndim != 4: raise ValueError(f"random_flip expects a batch of images [B, C, H, W], got shape {tuple(x.shape)}")
-    if not 0 <= p <= 1: raise ValueError(f"p must be a probability in [0, 1], got {p}")
+    if x.ndim != 4: raise UsageError(f"random_flip expects a batch of images [B, C, H, W], got shape {tuple(x.shape)}")
+    if not 0 <= p <= 1: raise UsageError(f"p must be a probability in [0, 1], got {p}")
     dev = generator.device if generator is not None else torch.device('cpu')
     flip = (torch.rand(x.shape[0], generator=generator, device=dev) < p).to(x.device)
     return torch.where(flip[:, None, None, None], x.flip(-1), x)
@@ -74,15 +75,15 @@ def read_idx(
     path = Path(path)
     if not path.is_file(): raise FileNotFoundError(f"no IDX file at {str(path)!r}")
     try: raw = _read_maybe_gzip(path)
-    except (OSError, EOFError) as e: raise ValueError(f"{path}: cannot read it as (gzipped) IDX: {e}") from None
+    except (OSError, EOFError) as e: raise UsageError(f"{path}: cannot read it as (gzipped) IDX: {e}") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES:
-        raise ValueError(f"{path} is not an IDX file: expected magic 00 00 <type> <ndim>, got {raw[:4].hex(' ')}")
+        raise UsageError(f"{path} is not an IDX file: expected magic 00 00 <type> <ndim>, got {raw[:4].hex(' ')}")
     nd, dt = raw[3], np.dtype(_IDX_DTYPES[raw[2]])
-    if len(raw) < 4 + 4 * nd: raise ValueError(f"{path}: truncated IDX header")
+    if len(raw) < 4 + 4 * nd: raise UsageError(f"{path}: truncated IDX header")
     shape = struct.unpack(f'>{nd}I', raw[4:4 + 4 * nd])
     n, off = math.prod(shape), 4 + 4 * nd
     if len(raw) != off + n * dt.itemsize:
-        raise ValueError(f"{path}: the header promises shape {shape} ({off + n * dt.itemsize} bytes) but the file holds {len(raw)} bytes")
+        raise UsageError(f"{path}: the header promises shape {shape} ({off + n * dt.itemsize} bytes) but the file holds {len(raw)} bytes")
     return np.frombuffer(raw, dtype=dt, count=n, offset=off).reshape(shape).astype(dt.newbyteorder('='))
 
 # %% ../nbs/06_data.ipynb #c6ce5250
@@ -93,14 +94,14 @@ _DECODE_ERRORS = (OSError, SyntaxError, EOFError, ValueError, struct.error)   # 
 def _as_size(size):
     if size is None: return None
     hw = (size, size) if isinstance(size, int) else tuple(int(s) for s in size)
-    if len(hw) != 2 or min(hw) < 1: raise ValueError(f"size must be an int or (H, W) with positive entries, got {size!r}")
+    if len(hw) != 2 or min(hw) < 1: raise UsageError(f"size must be an int or (H, W) with positive entries, got {size!r}")
     return hw
 
 def _from_16bit(a, name):
     "uint16 levels 0..65535 -> uint8 by round(v/257): 0 -> 0, 65535 -> 255, each 8-bit level the centre of its bin."
     a = np.asarray(a)
     if a.size and (a.min() < 0 or a.max() > 65535):
-        raise ValueError(f"{name}: a 16-bit image with values in [{a.min()}, {a.max()}], outside 0..65535; convert it to 8-bit first")
+        raise UsageError(f"{name}: a 16-bit image with values in [{a.min()}, {a.max()}], outside 0..65535; convert it to 8-bit first")
     return ((a.astype(np.uint32) + 128) // 257).astype(np.uint8)
 
 def _to_uint8(im, name)->np.ndarray:
@@ -111,20 +112,20 @@ def _to_uint8(im, name)->np.ndarray:
     if m in _SIXTEEN_BIT: return _from_16bit(im, name)
     if m == 'I':                                                        # 32-bit integers: 16-bit data only where the format says so
         if im.format in ('PNG', 'PPM'): return _from_16bit(im, name)    # 16-bit PNG (older Pillow), 16-bit PGM (scaled to 0..65535 by PIL)
-        raise ValueError(f"{name}: a 32-bit integer image (PIL mode I, {im.format or 'unknown'} format) has no fixed white level; "
+        raise UsageError(f"{name}: a 32-bit integer image (PIL mode I, {im.format or 'unknown'} format) has no fixed white level; "
                          f"convert it to an 8- or 16-bit PNG first")
     if m == 'F':
         a = np.asarray(im, dtype=np.float64)
         if not np.isfinite(a).all() or (a.size and (a.min() < 0 or a.max() > 1)):
             what = 'NaN or inf values' if not np.isfinite(a).all() else f"values in [{a.min():.4g}, {a.max():.4g}]"
-            raise ValueError(f"{name}: a floating-point image (PIL mode F) with {what}; float images are read as [0, 1]: "
+            raise UsageError(f"{name}: a floating-point image (PIL mode F) with {what}; float images are read as [0, 1]: "
                              f"scale it to [0, 1] or convert it to 8-bit first")
         return np.round(a * 255).astype(np.uint8)
     if m == 'CMYK':                                                     # R = 255·(1 − C/255)(1 − K/255), rounded, and so on
         a = np.asarray(im).astype(np.uint32)
         return (((255 - a[..., :3]) * (255 - a[..., 3:]) + 127) // 255).astype(np.uint8)
     if m in _COLOR_MODES: return np.asarray((im.convert('RGBA') if m in ('P', 'PA') else im).convert('RGB'))   # alpha dropped
-    raise ValueError(f"{name}: PIL mode {m!r} is not one this loader converts to 8 bits "
+    raise UsageError(f"{name}: PIL mode {m!r} is not one this loader converts to 8 bits "
                      f"(1, L, LA, P, RGB, RGBA, CMYK, YCbCr, 16-bit grey, float in [0, 1]); convert the file to an 8-bit PNG first")
 
 def _pil_to_array(im, size=None, name='image'):
@@ -135,13 +136,13 @@ def _pil_to_array(im, size=None, name='image'):
 
 def _stack_images(arrays, source, size=None, names=None)->Tensor:
     "Arrays [H, W] or [H, W, 3] of one size -> uint8 [N, C, H, W]; a clear error where sizes differ."
-    if not arrays: raise ValueError(f"{source}: no images found")
+    if not arrays: raise UsageError(f"{source}: no images found")
     if any(a.ndim == 3 for a in arrays): arrays = [a if a.ndim == 3 else np.repeat(a[..., None], 3, -1) for a in arrays]
     hw0 = arrays[0].shape[:2]
     bad = next((i for i, a in enumerate(arrays) if a.shape[:2] != hw0), None)
     if bad is not None:
         n, nm = len({a.shape[:2] for a in arrays}), (names or [f'image {i}' for i in range(len(arrays))])
-        raise ValueError(f"{source}: images differ in size ({nm[0]} is {hw0[0]}x{hw0[1]}, {nm[bad]} is "
+        raise UsageError(f"{source}: images differ in size ({nm[0]} is {hw0[0]}x{hw0[1]}, {nm[bad]} is "
                          f"{arrays[bad].shape[0]}x{arrays[bad].shape[1]}; {n} sizes in all); resize them all with "
                          f"size=(H, W) in load_images, or --image-size on the command line")
     x = np.stack(arrays)
@@ -158,12 +159,12 @@ def _decode_one(data:bytes, name, size=None)->np.ndarray:
     "Decode one encoded image; a broken file or a decompression bomb is a ValueError naming `name`."
     try:
         im = PIL.Image.open(io.BytesIO(data)); im.load()
-    except (PIL.Image.DecompressionBombError, PIL.Image.DecompressionBombWarning) as e: raise ValueError(_bomb_message(name, e)) from None
+    except (PIL.Image.DecompressionBombError, PIL.Image.DecompressionBombWarning) as e: raise UsageError(_bomb_message(name, e)) from None
     except PIL.UnidentifiedImageError:
-        raise ValueError(f"{name}: not an image PIL can read (empty, an unknown format, or a corrupt header); "
+        raise UsageError(f"{name}: not an image PIL can read (empty, an unknown format, or a corrupt header); "
                          f"replace it with a good copy or remove it from the dataset") from None
     except _DECODE_ERRORS as e:
-        raise ValueError(f"{name}: cannot decode it ({str(e).splitlines()[0] if str(e) else type(e).__name__}): the file is "
+        raise UsageError(f"{name}: cannot decode it ({str(e).splitlines()[0] if str(e) else type(e).__name__}): the file is "
                          f"truncated or corrupt; replace it with a good copy or remove it from the dataset") from None
     with im: return _pil_to_array(im, size, name)
 
@@ -186,7 +187,7 @@ def _features_columns(features, columns, source):
     def is_img(f): return isinstance(f, datasets.Image) or (isinstance(f, dict) and 'bytes' in f)
     imgs = [c for c in columns if is_img(features[c])]
     if not imgs:
-        raise ValueError(f"{source} has no image column (a datasets.Image feature or a {{bytes, path}} struct); its columns are {list(columns)}")
+        raise UsageError(f"{source} has no image column (a datasets.Image feature or a {{bytes, path}} struct); its columns are {list(columns)}")
     img = next((c for c in imgs if c.lower() in ('image', 'img')), imgs[0])
     cls = [c for c in columns if isinstance(features[c], datasets.ClassLabel)]
     named = [c for c in columns if c.lower() in ('label', 'labels')]
@@ -199,20 +200,20 @@ def _labels_tensor(values, source)->Tensor:
     if a.dtype.kind in 'OU' and all(isinstance(v, str) for v in a):
         names = sorted(set(a.tolist())); idx = {n: i for i, n in enumerate(names)}
         return torch.tensor([idx[v] for v in a.tolist()], dtype=torch.long)
-    raise ValueError(f"{source}: the label column holds {a.dtype} values, expected integers or class names")
+    raise UsageError(f"{source}: the label column holds {a.dtype} values, expected integers or class names")
 
 def _from_arrow_batches(batches, features, source, size=None):
     "Images and labels from an iterable of pyarrow tables/record batches with datasets `features`."
     batches = iter(batches)
     first = next(batches, None)
-    if first is None: raise ValueError(f"{source}: the dataset is empty")
+    if first is None: raise UsageError(f"{source}: the dataset is empty")
     img, lab = _features_columns(features, first.schema.names, source)
     items, names, labels = [], [], []
     for b in [first, *batches]:
         col = b.column(img)
         if hasattr(col, 'combine_chunks'): col = col.combine_chunks()
         for byts, path in zip(col.field('bytes').to_pylist(), col.field('path').to_pylist()):
-            if byts is None and path is None: raise ValueError(f"{source}: image {len(items)} is missing (no bytes, no path)")
+            if byts is None and path is None: raise UsageError(f"{source}: image {len(items)} is missing (no bytes, no path)")
             names.append(f"{source}, image {len(items)}" + (f" ({path})" if path else '') if byts is not None else str(path))
             items.append(byts if byts is not None else path)
         if lab is not None: labels.extend(b.column(lab).to_pylist())
@@ -234,7 +235,7 @@ def _split_of(f:Path, root:Path)->str:
 
 def _pick_split(splits:dict, split, source):
     if split not in splits:
-        raise ValueError(f"split {split!r} not found in {source}: available splits are {sorted(splits)}")
+        raise UsageError(f"split {split!r} not found in {source}: available splits are {sorted(splits)}")
     return splits[split]
 
 def _load_parquet(files, source, size=None):
@@ -262,14 +263,14 @@ def _idx_labels_file(f:Path):
 def _load_idx(f:Path, size=None):
     a = read_idx(f)
     if a.dtype != np.uint8 or a.ndim not in (3, 4) or (a.ndim == 4 and a.shape[-1] not in (1, 3)):
-        raise ValueError(f"{f}: expected uint8 images [N, H, W] or [N, H, W, C], got {a.dtype} {a.shape}")
+        raise UsageError(f"{f}: expected uint8 images [N, H, W] or [N, H, W, C], got {a.dtype} {a.shape}")
     if size is not None and tuple(a.shape[1:3]) != _as_size(size):
         x = _stack_images([_pil_to_array(PIL.Image.fromarray(im.squeeze()), _as_size(size)) for im in a], str(f))
     else: x = torch.from_numpy(a[:, None] if a.ndim == 3 else np.ascontiguousarray(a.transpose(0, 3, 1, 2)))
     lf, y = _idx_labels_file(f), None
     if lf is not None:
         y = torch.from_numpy(read_idx(lf).astype(np.int64))
-        if y.shape != (len(x),): raise ValueError(f"{lf}: {tuple(y.shape)} labels for {len(x)} images in {f.name}")
+        if y.shape != (len(x),): raise UsageError(f"{lf}: {tuple(y.shape)} labels for {len(x)} images in {f.name}")
     return x, y
 
 def _imagefolder(d:Path, split, size=None):
@@ -384,7 +385,7 @@ def load_images(
         return _from_dataset(name_or_path, 'the dataset', size)
     src = '' if name_or_path is None else os.fspath(name_or_path)
     if not str(src).strip():                                       # '' would be the current directory: an unset variable, not a choice
-        raise ValueError(f"a dataset name or path is needed (e.g. 'fashion_mnist' or a directory of images), got {src!r}")
+        raise UsageError(f"a dataset name or path is needed (e.g. 'fashion_mnist' or a directory of images), got {src!r}")
     if not isinstance(split, str): raise TypeError(f"split must be a string such as 'train' or 'test', got {split!r}")
     p = Path(src).expanduser()
     if p.exists(): return _load_local(p, split, size)            # an explicit path wins over a name
@@ -412,11 +413,11 @@ def image_grid(
 )->Tensor:               # uint8 [C, rows·(H+padding)+padding, nrow·(W+padding)+padding]
     "A batch of images laid out as one uint8 image grid."
     if x.ndim == 3: x = x[None]
-    if x.ndim != 4 or x.shape[0] == 0: raise ValueError(f"image_grid expects images [B, C, H, W] with B >= 1, got shape {tuple(x.shape)}")
+    if x.ndim != 4 or x.shape[0] == 0: raise UsageError(f"image_grid expects images [B, C, H, W] with B >= 1, got shape {tuple(x.shape)}")
     u = from_model_range(x.detach()).cpu()
     B, C, H, W = u.shape
     nrow = min(B, nrow or math.ceil(math.sqrt(B)))
-    if nrow < 1: raise ValueError(f"nrow must be >= 1, got {nrow}")
+    if nrow < 1: raise UsageError(f"nrow must be >= 1, got {nrow}")
     rows, p = math.ceil(B / nrow), padding
     tiles = torch.full((rows * nrow, C, H + p, W + p), pad_value, dtype=torch.uint8)
     tiles[:B, :, p:, p:] = u                                            # each tile: padding above and to the left
@@ -427,7 +428,7 @@ def image_grid(
 
 def _grid_array(x, nrow=None, padding=2):
     g = image_grid(x, nrow, padding)
-    if g.shape[0] not in (1, 3): raise ValueError(f"only 1- or 3-channel images can be shown or saved, got {g.shape[0]} channels")
+    if g.shape[0] not in (1, 3): raise UsageError(f"only 1- or 3-channel images can be shown or saved, got {g.shape[0]} channels")
     return g[0].numpy() if g.shape[0] == 1 else g.permute(1, 2, 0).numpy()
 
 def save_image_grid(

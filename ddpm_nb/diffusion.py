@@ -12,6 +12,7 @@ from .schedules import Schedule, extract, check_timesteps, check_betas, get_beta
 from .likelihood import *
 from .likelihood import mean_flat, normal_kl, discretized_gaussian_log_likelihood, bits_per_dim, nats_to_bits
 from . import forward as fwd
+from .errors import UsageError
 
 # %% auto #0
 __all__ = ['MODEL_MEAN_TYPES', 'MODEL_VAR_TYPES', 'LOSS_TYPES', 'GaussianDiffusion', 'BETA_SCHEDULES', 'get_beta_schedule',
@@ -25,21 +26,21 @@ MODEL_VAR_TYPES = ('fixedsmall', 'fixedlarge', 'learned', 'learned_range')
 LOSS_TYPES = ('mse', 'rescaled_mse', 'kl', 'rescaled_kl', 'hybrid')
 
 def _choice(value, options, name):
-    if value not in options: raise ValueError(f"{name} must be one of {', '.join(map(repr, options))}; got {value!r}")
+    if value not in options: raise UsageError(f"{name} must be one of {', '.join(map(repr, options))}; got {value!r}")
     return value
 
 def _check_x(x, name):
     if not isinstance(x, Tensor): raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     if not x.is_floating_point(): raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
-    if x.ndim < 2: raise ValueError(f"{name} must have shape [B, C, ...], got {tuple(x.shape)}")
+    if x.ndim < 2: raise UsageError(f"{name} must have shape [B, C, ...], got {tuple(x.shape)}")
     return x
 
 def _check_like(x, ref, name, ref_name):
     "x must match ref in shape, dtype and device."
     _check_x(x, name)
-    if x.shape != ref.shape: raise ValueError(f"{name} must have the shape of {ref_name} {tuple(ref.shape)}, got {tuple(x.shape)}")
+    if x.shape != ref.shape: raise UsageError(f"{name} must have the shape of {ref_name} {tuple(ref.shape)}, got {tuple(x.shape)}")
     if x.dtype != ref.dtype: raise TypeError(f"{name} must have the dtype of {ref_name} ({ref.dtype}), got {x.dtype}")
-    if x.device != ref.device: raise ValueError(f"{name} must be on the device of {ref_name} ({ref.device}), got {x.device}")
+    if x.device != ref.device: raise UsageError(f"{name} must be on the device of {ref_name} ({ref.device}), got {x.device}")
     return x
 
 def _randn(shape, dtype, device, generator=None):
@@ -62,7 +63,7 @@ class GaussianDiffusion:
         self.model_var_type = _choice(model_var_type, MODEL_VAR_TYPES, 'model_var_type')
         self.loss_type = _choice(loss_type, LOSS_TYPES, 'loss_type')
         if self.loss_type == 'hybrid' and not self.learned_variance:
-            raise ValueError(f"loss_type='hybrid' adds a vb term that trains only the variance, and "
+            raise UsageError(f"loss_type='hybrid' adds a vb term that trains only the variance, and "
                              f"model_var_type={model_var_type!r} is fixed, so that term would have no gradient: "
                              "use a learned variance (model_var_type='learned' or 'learned_range') or loss_type='mse'")
         self.rescale_timesteps, self.lambda_vlb = bool(rescale_timesteps), float(lambda_vlb)
@@ -80,7 +81,7 @@ class GaussianDiffusion:
         "t as long [B] in [0, T) on x's device, or a clear error. Once checked, t is marked and passes again for free."
         if getattr(t, '_valid_for', None) == (self.num_timesteps, x.shape[0], x.device): return t
         if isinstance(t, Tensor) and t.device != x.device:
-            raise ValueError(f"{name} must be on the device of the data ({x.device}), got {t.device}")
+            raise UsageError(f"{name} must be on the device of the data ({x.device}), got {t.device}")
         given, t = t, check_timesteps(t, self.num_timesteps, x.shape[0]).to(x.device)
         if t is given: t = t.clone()                      # mark a copy, never the caller's tensor
         t._valid_for = (self.num_timesteps, x.shape[0], x.device)
@@ -173,7 +174,7 @@ def _split_output(self:GaussianDiffusion, out, x):
     if not isinstance(out, Tensor) or tuple(out.shape) != expected:
         got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
         what = f"2C = {2 * C} channels (mean parameterization, then variance)" if self.learned_variance else "the shape of x_t"
-        raise ValueError(f"model output must have shape {expected} for model_var_type={self.model_var_type!r} ({what}), got {got}")
+        raise UsageError(f"model output must have shape {expected} for model_var_type={self.model_var_type!r} ({what}), got {got}")
     return torch.split(out, C, dim=1) if self.learned_variance else (out, None)
 
 @patch
@@ -238,10 +239,10 @@ def _start_loop(self:GaussianDiffusion, model, shape, noise, device, dtype, gene
     if noise is not None:
         _check_x(noise, 'noise')
         if tuple(noise.shape) != tuple(shape):
-            raise ValueError(f"noise must have shape {tuple(shape)} (the shape argument), got {tuple(noise.shape)}")
+            raise UsageError(f"noise must have shape {tuple(shape)} (the shape argument), got {tuple(noise.shape)}")
         return noise if device is None else noise.to(device)
     if not isinstance(shape, (tuple, list, torch.Size)) or len(shape) < 2 or not all(isinstance(s, int) and s > 0 for s in shape):
-        raise ValueError(f"shape must be a tuple of positive ints (B, C, ...), got {shape!r}")
+        raise UsageError(f"shape must be a tuple of positive ints (B, C, ...), got {shape!r}")
     if device is None:
         p = next(iter(model.parameters()), None) if hasattr(model, 'parameters') else None
         device = p.device if p is not None else 'cpu'
@@ -322,7 +323,7 @@ def ddim_sample(self:GaussianDiffusion,
 )->dict:                         # sample (x_{t-1}), pred_xstart
     "One DDIM step from x_t to x_{t-1}."
     _check_x(x, 'x'); t = self._check_t(t, x)
-    if not eta >= 0: raise ValueError(f"eta must be >= 0, got {eta!r}")
+    if not eta >= 0: raise UsageError(f"eta must be >= 0, got {eta!r}")
     out = self.p_mean_variance(model, x, t, clip_denoised, denoised_fn, model_kwargs)
     eps = self._predict_eps_from_xstart(x, t, out['pred_xstart'])
     abp = self.schedule.coef('alphas_cumprod_prev', t, x)
@@ -342,7 +343,7 @@ def ddim_sample_loop_progressive(self:GaussianDiffusion,
     *, generator:torch.Generator|None=None, dtype=torch.float32,
 ):
     "DDIM sampling, yielding dict(sample, pred_xstart, t, xt) after each step."
-    if not eta >= 0: raise ValueError(f"eta must be >= 0, got {eta!r}")
+    if not eta >= 0: raise UsageError(f"eta must be >= 0, got {eta!r}")
     img = self._start_loop(model, shape, noise, device, dtype, generator)
     step = lambda x, t, z: self.ddim_sample(model, x, t, clip_denoised, denoised_fn, model_kwargs, eta, noise=z, generator=generator)
     yield from self.reverse_steps(img, step, progress)
@@ -438,9 +439,9 @@ def training_losses(self:GaussianDiffusion,
     _check_x(x_start, 'x_start'); t = self._check_t(t, x_start)
     if snr_gamma is not None:
         if self.loss_type in ('kl', 'rescaled_kl') or self.model_mean_type == 'xprev':
-            raise ValueError(f"snr_gamma weights the mse term of an 'eps', 'xstart' or 'v' model; this diffusion has "
+            raise UsageError(f"snr_gamma weights the mse term of an 'eps', 'xstart' or 'v' model; this diffusion has "
                              f"loss_type={self.loss_type!r}, model_mean_type={self.model_mean_type!r}")
-        if not snr_gamma > 0: raise ValueError(f"snr_gamma must be > 0 (5 in Hang et al.), got {snr_gamma!r}")
+        if not snr_gamma > 0: raise UsageError(f"snr_gamma must be > 0 (5 in Hang et al.), got {snr_gamma!r}")
     if noise is None: noise = _randn(x_start.shape, x_start.dtype, x_start.device, generator)
     _check_like(noise, x_start, 'noise', 'x_start')
     x_t = fwd._q_sample(self.schedule, x_start, t, noise)

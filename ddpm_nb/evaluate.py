@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 from .diffusion import GaussianDiffusion
+from .errors import UsageError
 
 # %% auto #0
 __all__ = ['strata', 'bpd_stratified', 'mean_ci', 'rate_distortion', 'bits_below', 'reference_images', 'score_checkpoint',
@@ -21,20 +22,20 @@ def strata(
     spacing:str='equal',   # 'equal': sizes differ by at most 1; 'geometric': sizes grow geometrically with t
 )->tuple:                  # (lo long [k], size long [k]): stratum j is lo[j], ..., lo[j] + size[j] - 1; sizes sum to T-1
     "K contiguous strata covering the timestep indices 1..T-1, of nearly equal size or geometrically growing."
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= T - 1: raise ValueError(f"k must be an int in [1, T-1] = [1, {T - 1}], got {k!r}")
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= T - 1: raise UsageError(f"k must be an int in [1, T-1] = [1, {T - 1}], got {k!r}")
     if spacing == 'equal': e = [1 + (j * (T - 1)) // k for j in range(k + 1)]
     elif spacing == 'geometric':
         g = torch.logspace(0, math.log10(T), k + 1, dtype=torch.float64).round().long().tolist()   # 1 .. T
         e = [1]
         for j in range(1, k + 1): e.append(max(e[-1] + 1, min(g[j], T - (k - j))))               # strictly increasing, room for the rest
         e[-1] = T
-    else: raise ValueError(f"spacing must be 'equal' or 'geometric', got {spacing!r}")
+    else: raise UsageError(f"spacing must be 'equal' or 'geometric', got {spacing!r}")
     edges = torch.tensor(e)
     return edges[:-1], edges[1:] - edges[:-1]
 
 def _check_images(x0, name='x0'):
     if not isinstance(x0, Tensor) or not x0.is_floating_point() or x0.ndim < 2 or x0.shape[0] < 1:
-        raise ValueError(f"{name} must be a float batch [B, C, ...] in [-1, 1], got {type(x0).__name__} {tuple(getattr(x0, 'shape', ()))} {getattr(x0, 'dtype', '')}")
+        raise UsageError(f"{name} must be a float batch [B, C, ...] in [-1, 1], got {type(x0).__name__} {tuple(getattr(x0, 'shape', ()))} {getattr(x0, 'dtype', '')}")
     return x0
 
 @torch.no_grad()
@@ -81,8 +82,8 @@ def mean_ci(
     from scipy import stats
     x = torch.as_tensor(x, dtype=torch.float64).flatten()
     n = len(x)
-    if n < 2: raise ValueError(f"need at least 2 values for a standard error, got {n}")
-    if not 0 < level < 1: raise ValueError(f"level must be in (0, 1), got {level}")
+    if n < 2: raise UsageError(f"need at least 2 values for a standard error, got {n}")
+    if not 0 < level < 1: raise UsageError(f"level must be in (0, 1), got {level}")
     m, se = x.mean().item(), (x.std() / math.sqrt(n)).item()
     h = stats.t.ppf((1 + level) / 2, n - 1) * se
     return dict(mean=m, se=se, lo=m - h, hi=m + h, n=n)
@@ -113,7 +114,7 @@ def rate_distortion(
     else:
         x0 = _check_images(x0)
         T, B = diffusion.num_timesteps, x0.shape[0]
-        if isinstance(stride, bool) or not isinstance(stride, int) or not 1 <= stride < T: raise ValueError(f"stride must be an int in [1, {T - 1}], got {stride!r}")
+        if isinstance(stride, bool) or not isinstance(stride, int) or not 1 <= stride < T: raise UsageError(f"stride must be an int in [1, {T - 1}], got {stride!r}")
         idx, w = _systematic(T, stride, generator)
         vb, mse = _terms(diffusion, model, x0.repeat(len(idx), *([1] * (x0.ndim - 1))), idx.repeat_interleave(B), generator, batch_size, clip_denoised)
         vb, mse, prior = vb.view(len(idx), B).T, mse.view(len(idx), B).T, diffusion.prior_bpd(x0).double().cpu()
@@ -143,7 +144,7 @@ def reference_images(
 )->Tensor:                       # uint8 [n, C, H, W]
     "The reference set of the quality protocol: the first `n` images of `split` (read once per process and kept)."
     x = _reference(str(dataset), split)
-    if n > len(x): raise ValueError(f"n={n} is more than the {len(x)} images of {dataset}/{split}")
+    if n > len(x): raise UsageError(f"n={n} is more than the {len(x)} images of {dataset}/{split}")
     return x[:n]
 
 @functools.lru_cache(maxsize=4)

@@ -8,6 +8,7 @@ import math
 import torch
 from torch import Tensor
 from .schedules import Schedule, extract, check_timesteps
+from .errors import UsageError
 
 # %% auto #0
 __all__ = ['q_step_mean_variance', 'q_step_sample', 'q_mean_variance', 'q_sample', 'gaussian_log_prob', 'q_log_prob_chain',
@@ -19,11 +20,11 @@ def _check_schedule(S):
 
 def _check_x(x, name:str):
     if not isinstance(x, Tensor): raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if x.ndim < 1: raise ValueError(f"{name} must have shape [B, ...], got a scalar")
+    if x.ndim < 1: raise UsageError(f"{name} must have shape [B, ...], got a scalar")
     if not x.is_floating_point(): raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
 
 def _check_same_shape(a, b, na:str, nb:str):
-    if a.shape != b.shape: raise ValueError(f"{nb} must have the same shape as {na} {tuple(a.shape)}, got {tuple(b.shape)}")
+    if a.shape != b.shape: raise UsageError(f"{nb} must have the same shape as {na} {tuple(a.shape)}, got {tuple(b.shape)}")
 
 def q_step_mean_variance(
     S:Schedule,      # the noise schedule
@@ -85,7 +86,7 @@ def gaussian_log_prob(
     "Log density of a diagonal Gaussian, summed over all dimensions but the first (batch) one."
     _check_x(x, 'x')
     var = torch.as_tensor(var, dtype=x.dtype, device=x.device)
-    if (var <= 0).any(): raise ValueError(f"var must be > 0 everywhere, got min {var.min().item():g}")
+    if (var <= 0).any(): raise UsageError(f"var must be > 0 everywhere, got min {var.min().item():g}")
     lp = -0.5 * (torch.log(2 * math.pi * var) + (x - mean) ** 2 / var)
     return lp.expand_as(x).reshape(x.shape[0], -1).sum(1)
 
@@ -97,7 +98,7 @@ def q_log_prob_chain(
     "log q(x_{1:T} | x_0) as the sum over t of log q(x_t | x_{t-1}) (the seed's step S5)."
     _check_schedule(S); _check_x(x0, 'x0'); _check_x(xs, 'xs')
     if xs.shape != (S.T, *x0.shape):
-        raise ValueError(f"xs must have shape [T, *x0.shape] = {(S.T, *x0.shape)}, got {tuple(xs.shape)}")
+        raise UsageError(f"xs must have shape [T, *x0.shape] = {(S.T, *x0.shape)}, got {tuple(xs.shape)}")
     lp, prev = x0.new_zeros(x0.shape[0]), x0
     for i in range(S.T):
         mean, var, _ = q_step_mean_variance(S, prev, torch.full((x0.shape[0],), i, device=x0.device))

@@ -6,6 +6,7 @@
 from __future__ import annotations
 import torch
 from torch import Tensor
+from .errors import UsageError
 
 # %% auto #0
 __all__ = ['ScheduleSampler', 'UniformSampler', 'LossAwareSampler', 'LossSecondMomentResampler', 'create_named_schedule_sampler']
@@ -66,7 +67,7 @@ class LossSecondMomentResampler(LossAwareSampler):
     def update_with_all_losses(self, ts, losses):
         for t, loss in zip(ts, losses):
             t = int(t)
-            if not 0 <= t < self.num_timesteps: raise ValueError(f"timestep must be in [0, {self.num_timesteps}), got {t}")
+            if not 0 <= t < self.num_timesteps: raise UsageError(f"timestep must be in [0, {self.num_timesteps}), got {t}")
             if self._loss_counts[t] == self.history_per_term:
                 self._loss_history[t, :-1] = self._loss_history[t, 1:].clone(); self._loss_history[t, -1] = loss
             else:
@@ -80,4 +81,4 @@ def create_named_schedule_sampler(
     "The timestep sampler called `name`."
     if name == 'uniform': return UniformSampler(diffusion)
     if name == 'loss-second-moment': return LossSecondMomentResampler(diffusion)
-    raise ValueError(f"unknown schedule sampler {name!r}: expected 'uniform' or 'loss-second-moment'")
+    raise UsageError(f"unknown schedule sampler {name!r}: expected 'uniform' or 'loss-second-moment'")

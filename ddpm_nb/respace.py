@@ -8,6 +8,7 @@ import inspect
 import torch
 from fastcore.basics import patch
 from .diffusion import GaussianDiffusion
+from .errors import UsageError
 
 # %% auto #0
 __all__ = ['space_timesteps', 'SpacedDiffusion', 'diffusion_settings']
@@ -24,17 +25,17 @@ def space_timesteps(
             for stride in range(1, num_timesteps):
                 if len(range(0, num_timesteps, stride)) == n: return set(range(0, num_timesteps, stride))
             if n == num_timesteps: return set(range(num_timesteps))
-            raise ValueError(f"section_counts {section_counts!r}: no integer stride gives exactly {n} of {num_timesteps} steps")
+            raise UsageError(f"section_counts {section_counts!r}: no integer stride gives exactly {n} of {num_timesteps} steps")
         section_counts = [int(x) for x in section_counts.split(',')]
     if isinstance(section_counts, int): section_counts = [section_counts]
     section_counts = list(section_counts)
     if not section_counts or any(int(c) < 1 for c in section_counts):
-        raise ValueError(f"section_counts must be positive counts, got {section_counts!r}")
+        raise UsageError(f"section_counts must be positive counts, got {section_counts!r}")
     size_per, extra = divmod(num_timesteps, len(section_counts))
     start, steps = 0, []
     for i, count in enumerate(section_counts):
         size = size_per + (1 if i < extra else 0)
-        if size < count: raise ValueError(f"section {i} has {size} steps, cannot take {count} of them")
+        if size < count: raise UsageError(f"section {i} has {size} steps, cannot take {count} of them")
         stride = 1 if count <= 1 else (size - 1) / (count - 1)
         cur = 0.0
         for _ in range(count):
@@ -53,7 +54,7 @@ class SpacedDiffusion(GaussianDiffusion):
         base = GaussianDiffusion(**kwargs)
         use = sorted(set(int(i) for i in use_timesteps))
         if not use or use[0] < 0 or use[-1] >= base.num_timesteps:
-            raise ValueError(f"use_timesteps must be a non-empty set of indices in [0, {base.num_timesteps}), got {len(use)} in [{use[0] if use else None}, {use[-1] if use else None}]")
+            raise UsageError(f"use_timesteps must be a non-empty set of indices in [0, {base.num_timesteps}), got {len(use)} in [{use[0] if use else None}, {use[-1] if use else None}]")
         ac, last, new_betas = base.alphas_cumprod, 1.0, []
         for i in use:
             new_betas.append(1 - ac[i] / last); last = ac[i]

@@ -9,6 +9,7 @@ from torch import Tensor
 from .schedules import Schedule
 from .forward import gaussian_log_prob, q_mean_variance, q_sample, q_posterior_mean_variance, _check_schedule, _check_x
 _all_ = ['gaussian_log_prob']
+from .errors import UsageError
 
 # %% auto #0
 __all__ = ['reverse_log_joint', 'gaussian_kl', 'vlb_terms', 'gaussian_log_prob']
@@ -22,9 +23,9 @@ def _call_model(p_mean_var, xt:Tensor, t:Tensor):
     mean, var = (torch.as_tensor(o, dtype=xt.dtype, device=xt.device) for o in out)
     for name, v in (('mean', mean), ('variance', var)):
         try: torch.broadcast_shapes(v.shape, xt.shape)
-        except RuntimeError: raise ValueError(f"p_mean_var returned a {name} of shape {tuple(v.shape)}, not broadcastable to x_t {tuple(xt.shape)}") from None
+        except RuntimeError: raise UsageError(f"p_mean_var returned a {name} of shape {tuple(v.shape)}, not broadcastable to x_t {tuple(xt.shape)}") from None
     if tuple(torch.broadcast_shapes(mean.shape, xt.shape)) != tuple(xt.shape):
-        raise ValueError(f"p_mean_var returned a mean of shape {tuple(mean.shape)}, expected x_t's shape {tuple(xt.shape)}")
+        raise UsageError(f"p_mean_var returned a mean of shape {tuple(mean.shape)}, expected x_t's shape {tuple(xt.shape)}")
     return mean, var
 
 def reverse_log_joint(
@@ -33,7 +34,7 @@ def reverse_log_joint(
 )->Tensor:        # log p_θ(x_{0:T}), shape [B]
     "log p_θ(x_{0:T}) = log N(x_T; 0, I) + Σ_t log p_θ(x_{t-1} | x_t), the seed's step S6."
     _check_x(xs, 'xs')
-    if xs.ndim < 2 or xs.shape[0] < 2: raise ValueError(f"xs must have shape [T+1, B, ...] with T >= 1, got {tuple(xs.shape)}")
+    if xs.ndim < 2 or xs.shape[0] < 2: raise UsageError(f"xs must have shape [T+1, B, ...] with T >= 1, got {tuple(xs.shape)}")
     T, B = xs.shape[0] - 1, xs.shape[1]
     lp = gaussian_log_prob(xs[T], torch.zeros((), dtype=xs.dtype), torch.ones((), dtype=xs.dtype))   # log p(x_T)
     for i in range(T):                                   # index i: p_θ(x_i | x_{i+1})
@@ -48,8 +49,8 @@ def gaussian_kl(
 )->Tensor:                       # KL(N1 || N2) summed over non-batch dims, shape [B]
     "Closed-form KL divergence between two diagonal Gaussians, summed over all dims but the first (batch) one."
     mean1, var1, mean2, var2 = torch.broadcast_tensors(*(torch.as_tensor(u) for u in (mean1, var1, mean2, var2)))
-    if mean1.ndim < 1: raise ValueError("gaussian_kl needs tensors of shape [B, ...], got scalars")
-    if (var1 <= 0).any() or (var2 <= 0).any(): raise ValueError("gaussian_kl: var1 and var2 must be > 0 everywhere")
+    if mean1.ndim < 1: raise UsageError("gaussian_kl needs tensors of shape [B, ...], got scalars")
+    if (var1 <= 0).any() or (var2 <= 0).any(): raise UsageError("gaussian_kl: var1 and var2 must be > 0 everywhere")
     kl = 0.5 * (torch.log(var2 / var1) + (var1 + (mean1 - mean2) ** 2) / var2 - 1.0)
     return kl.reshape(kl.shape[0], -1).sum(1)
 
@@ -66,7 +67,7 @@ def vlb_terms(
     _check_schedule(S); _check_x(x0, 'x0')
     T, B = S.T, x0.shape[0]
     if noise is None: noise = torch.randn((T, *x0.shape), dtype=x0.dtype, device=x0.device)
-    if tuple(noise.shape) != (T, *x0.shape): raise ValueError(f"noise must have shape [T, *x0.shape] = {(T, *x0.shape)}, got {tuple(noise.shape)}")
+    if tuple(noise.shape) != (T, *x0.shape): raise UsageError(f"noise must have shape [T, *x0.shape] = {(T, *x0.shape)}, got {tuple(noise.shape)}")
     decoder_nll = decoder_nll or _gaussian_nll
     tT = torch.full((B,), T - 1, dtype=torch.long, device=x0.device)
     qm, qv, _ = q_mean_variance(S, x0, tT)

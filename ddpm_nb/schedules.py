@@ -8,6 +8,7 @@ import math
 import torch
 from torch import Tensor
 from fastcore.basics import patch
+from .errors import UsageError
 
 # %% auto #0
 __all__ = ['BETA_SCHEDULES', 'get_beta_schedule', 'check_betas', 'Schedule', 'extract', 'check_timesteps']
@@ -37,7 +38,7 @@ def _check_args(name, T, beta_start, beta_end, kw):
     if isinstance(T, bool) or not isinstance(T, int) and not hasattr(T, '__index__'):
         raise TypeError(f"T must be an integer number of steps >= 1, got {T!r} ({type(T).__name__}); pass e.g. T=1000")
     T = operator.index(T)
-    if T < 1: raise ValueError(f"T must be an integer >= 1, got {T!r}")
+    if T < 1: raise UsageError(f"T must be an integer >= 1, got {T!r}")
     bad = sorted(set(kw) - set(_OPTIONS.get(name, ())))
     if bad:
         opts = ', '.join(_OPTIONS.get(name, ())) or 'none'
@@ -46,7 +47,7 @@ def _check_args(name, T, beta_start, beta_end, kw):
     for arg, val in (('beta_start', beta_start), ('beta_end', beta_end)):
         if arg not in _USES[name] and val != _DEFAULTS[arg]:
             what = 'it is defined through ᾱ_t' if name == 'cosine' else 'β_t = 1/(T-t+1)' if name == 'jsd' else 'its constant is beta_end'
-            raise ValueError(f"{arg}={val!r} is not used by the {name!r} schedule ({what}); leave {arg} at its default "
+            raise UsageError(f"{arg}={val!r} is not used by the {name!r} schedule ({what}); leave {arg} at its default "
                              f"or pick a schedule that uses it ({', '.join(n for n in BETA_SCHEDULES if arg in _USES[n])})")
     return T
 
@@ -59,7 +60,7 @@ def get_beta_schedule(
 )->Tensor:                 # betas, float64, shape [T]
     "The β schedule `name` with `T` steps, as float64 betas in (0, 1)."
     if name not in BETA_SCHEDULES:
-        raise ValueError(f"unknown beta schedule {name!r}: expected one of {', '.join(BETA_SCHEDULES)}")
+        raise UsageError(f"unknown beta schedule {name!r}: expected one of {', '.join(BETA_SCHEDULES)}")
     T = _check_args(name, T, beta_start, beta_end, kw)
     f64 = dict(dtype=torch.float64)
     if   name == 'linear': betas = torch.linspace(beta_start, beta_end, T, **f64)
@@ -76,11 +77,11 @@ def get_beta_schedule(
 def check_betas(betas)->Tensor:
     "`betas` as a float64 1-D tensor, or a ValueError saying what is wrong with it."
     b = torch.as_tensor(betas, dtype=torch.float64)
-    if b.ndim != 1 or len(b) < 1: raise ValueError(f"betas must be a non-empty 1-D sequence, got shape {tuple(b.shape)}")
-    if not torch.isfinite(b).all(): raise ValueError("betas must be finite; got NaN or inf")
+    if b.ndim != 1 or len(b) < 1: raise UsageError(f"betas must be a non-empty 1-D sequence, got shape {tuple(b.shape)}")
+    if not torch.isfinite(b).all(): raise UsageError("betas must be finite; got NaN or inf")
     if not ((b > 0) & (b < 1)).all():
         bad = b[(b <= 0) | (b >= 1)]
-        raise ValueError(f"every beta must lie in (0, 1); got {bad.numel()} outside, e.g. {bad[0].item():g}")
+        raise UsageError(f"every beta must lie in (0, 1); got {bad.numel()} outside, e.g. {bad[0].item():g}")
     return b
 
 # %% ../nbs/00_schedules.ipynb #e427f3e2
@@ -130,10 +131,10 @@ def check_timesteps(t, T:int, B:int|None=None)->Tensor:
     t = torch.as_tensor(t)
     if t.is_floating_point() or t.is_complex(): raise TypeError(f"t must be integer timestep indices, got dtype {t.dtype}")
     if t.ndim == 0 and B is not None: t = t.expand(B)
-    if t.ndim != 1: raise ValueError(f"t must have shape [B], got {tuple(t.shape)}")
-    if B is not None and len(t) != B: raise ValueError(f"t has {len(t)} entries but the batch has {B} examples")
+    if t.ndim != 1: raise UsageError(f"t must have shape [B], got {tuple(t.shape)}")
+    if B is not None and len(t) != B: raise UsageError(f"t has {len(t)} entries but the batch has {B} examples")
     if len(t) and (int(t.min()) < 0 or int(t.max()) >= T):
-        raise ValueError(f"t must be 0-based indices in [0, {T}), got values in [{int(t.min())}, {int(t.max())}]")
+        raise UsageError(f"t must be 0-based indices in [0, {T}), got values in [{int(t.min())}, {int(t.max())}]")
     return t.long()
 
 # %% ../nbs/00_schedules.ipynb #fd1a93e8

@@ -12,6 +12,7 @@ from .schedules import Schedule, extract, check_timesteps
 from .likelihood import log_normal_interval_mass
 from .diffusion import GaussianDiffusion
 from . import forward as fwd
+from .errors import UsageError
 
 # %% auto #0
 __all__ = ['MEAN_TYPES', 'VAR_TYPES', 'bin_centers', 'bin_edges', 'quantize', 'quantized_mixture_probs', 'entropy_bits',
@@ -43,10 +44,10 @@ def quantized_mixture_probs(
     "Probabilities of the 256 8-bit bins of a quantized 1-D Gaussian mixture (independently per dimension)."
     mus, sds = torch.as_tensor(mus, dtype=torch.float64), torch.as_tensor(sds, dtype=torch.float64)
     if mus.ndim == 0: mus, sds = mus[None], sds.reshape(1)
-    if mus.shape != sds.shape: raise ValueError(f"sds must have the shape of mus {tuple(mus.shape)}, got {tuple(sds.shape)}")
-    if not (sds > 0).all(): raise ValueError("sds must all be > 0")
+    if mus.shape != sds.shape: raise UsageError(f"sds must have the shape of mus {tuple(mus.shape)}, got {tuple(sds.shape)}")
+    if not (sds > 0).all(): raise UsageError("sds must all be > 0")
     w = torch.full_like(mus, 1 / mus.shape[-1]) if weights is None else torch.as_tensor(weights, dtype=torch.float64)
-    if w.shape != mus.shape: raise ValueError(f"weights must have the shape of mus {tuple(mus.shape)}, got {tuple(w.shape)}")
+    if w.shape != mus.shape: raise UsageError(f"weights must have the shape of mus {tuple(mus.shape)}, got {tuple(w.shape)}")
     lo, hi = bin_edges()
     N = torch.distributions.Normal(torch.zeros((), dtype=torch.float64), torch.ones((), dtype=torch.float64))
     mass = N.cdf((hi - mus[..., None]) / sds[..., None]) - N.cdf((lo - mus[..., None]) / sds[..., None])   # [..., J, 256]
@@ -88,8 +89,8 @@ class _Oracle:
         self._D = GaussianDiffusion(self.S.betas)                              # for its parameterization conversions
         self.mean_type = _name(mean_type if mean_type is not None else getattr(diffusion, 'model_mean_type', None), 'eps')
         self.var_type = _name(var_type if var_type is not None else getattr(diffusion, 'model_var_type', None), 'fixedlarge')
-        if self.mean_type not in MEAN_TYPES: raise ValueError(f"mean_type must be one of {MEAN_TYPES}, got {self.mean_type!r}")
-        if self.var_type not in VAR_TYPES: raise ValueError(f"var_type must be one of {VAR_TYPES}, got {self.var_type!r}")
+        if self.mean_type not in MEAN_TYPES: raise UsageError(f"mean_type must be one of {MEAN_TYPES}, got {self.mean_type!r}")
+        if self.var_type not in VAR_TYPES: raise UsageError(f"var_type must be one of {VAR_TYPES}, got {self.var_type!r}")
 
     def posterior(self, xt:Tensor, t:Tensor)->tuple[Tensor, Tensor]: raise NotImplementedError
 
@@ -181,7 +182,7 @@ def gaussian_oracle_bound(
     "The expected bound terms of `GaussianOracle.from_probs(P, diffusion)` (clip_denoised=False), analytically."
     S = _schedule_of(diffusion)
     vt = _name(var_type if var_type is not None else getattr(diffusion, 'model_var_type', None), 'fixedlarge')
-    if vt not in VAR_TYPES: raise ValueError(f"var_type must be one of {VAR_TYPES}, got {vt!r}")
+    if vt not in VAR_TYPES: raise UsageError(f"var_type must be one of {VAR_TYPES}, got {vt!r}")
     P = torch.as_tensor(P, dtype=torch.float64).reshape(-1, 256)
     x = bin_centers(); m = (P * x).sum(-1); s2 = (P * (x - m[:, None]) ** 2).sum(-1)        # [D]
     ab, b2 = S.alphas_cumprod[:, None], 1 - S.alphas_cumprod[:, None]                      # [T, 1]
@@ -294,8 +295,8 @@ class ToyMLP(nn.Module):
         self.out = nn.Sequential(nn.LayerNorm(hidden), nn.SiLU(), nn.Linear(hidden, self.out_dim))
 
     def forward(self, x:Tensor, t:Tensor)->Tensor:
-        if x.ndim != 2 or x.shape[1] != self.dim: raise ValueError(f"x must have shape [B, {self.dim}], got {tuple(x.shape)}")
-        if t.shape != (x.shape[0],): raise ValueError(f"t must have shape [B] = [{x.shape[0]}], got {tuple(t.shape)}")
+        if x.ndim != 2 or x.shape[1] != self.dim: raise UsageError(f"x must have shape [B, {self.dim}], got {tuple(x.shape)}")
+        if t.shape != (x.shape[0],): raise UsageError(f"t must have shape [B] = [{x.shape[0]}], got {tuple(t.shape)}")
         e = self.temb(timestep_embedding(t, self.emb_dim).to(x.dtype))
         xf = (x[..., None] * self.freqs.to(x.dtype)).flatten(1)
         h = self.inp(torch.cat([x, xf.sin(), xf.cos()], 1))
@@ -309,7 +310,7 @@ def mmd_rbf(
     bandwidth:float,     # kernel width h in k = exp(-|x-y|²/2h²)
 )->float:                # biased (V-statistic) squared MMD, >= 0
     "Squared maximum mean discrepancy between samples `x` and `y` under a Gaussian kernel of width `bandwidth`."
-    if x.ndim != 2 or y.ndim != 2 or x.shape[1] != y.shape[1]: raise ValueError(f"x and y must be [n, d] and [m, d], got {tuple(x.shape)} and {tuple(y.shape)}")
+    if x.ndim != 2 or y.ndim != 2 or x.shape[1] != y.shape[1]: raise UsageError(f"x and y must be [n, d] and [m, d], got {tuple(x.shape)} and {tuple(y.shape)}")
     x, y = x.double(), y.double()
     k = lambda a, b: torch.exp(-torch.cdist(a, b) ** 2 / (2 * bandwidth ** 2)).mean()
     return (k(x, x) + k(y, y) - 2 * k(x, y)).clamp_min(0).item()
@@ -320,7 +321,7 @@ def sliced_wasserstein(
     generator=None,       # torch.Generator for the directions
 )->float:                 # SW_2 distance
     "Sliced Wasserstein-2 distance between equal-size samples `x` and `y`."
-    if x.shape != y.shape or x.ndim != 2: raise ValueError(f"x and y must both be [n, d] of one shape, got {tuple(x.shape)} and {tuple(y.shape)}")
+    if x.shape != y.shape or x.ndim != 2: raise UsageError(f"x and y must both be [n, d] of one shape, got {tuple(x.shape)} and {tuple(y.shape)}")
     u = torch.randn(x.shape[1], n_proj, generator=generator, dtype=torch.float64)
     u = u / u.norm(dim=0)
     px, py = (x.double() @ u).sort(0).values, (y.double() @ u).sort(0).values

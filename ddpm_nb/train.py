@@ -13,11 +13,12 @@ from fastcore.basics import patch
 from .data import to_model_range, random_flip, save_image_grid, default_flip
 from .sample import sample
 from .checkpoint import DIFFUSION_KEYS, _fsync_file, build_diffusion, latest_checkpoint, load_checkpoint, load_model, save_checkpoint
+from .errors import UsageError
 
 # %% auto #0
 __all__ = ['DEFAULT_STEPS', 'RECIPES', 'RUN_KEYS', 'TrainConfig', 'lr_at', 'EMA', 'epoch_permutation', 'DataOrder', 'rank_slice',
            'rng_state', 'set_rng_state', 'build_model', 'diffusion_config', 'NonFiniteLossError', 'pick_device',
-           'RunLockedError', 'RunLock', 'resolve_precision', 'make_config', 'Trainer', 'train']
+           'RunLockedError', 'RunLock', 'resolve_precision', 'make_config', 'merge_resume', 'Trainer', 'train']
 
 # %% ../nbs/07_train.ipynb #eb8549ab
 DEFAULT_STEPS = 350    # about 15 minutes of the fashion_mnist preset at batch 128 on a 2-core CPU (measured below)
@@ -78,29 +79,29 @@ class TrainConfig:
         if isinstance(self.adam_betas, list): self.adam_betas = tuple(self.adam_betas)
         for k in ('steps', 'batch_size', 'T', 'save_every', 'log_every', 'sample_n', 'keep'):
             v = getattr(self, k)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1: raise ValueError(f"TrainConfig.{k} must be a positive integer, got {v!r}")
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1: raise UsageError(f"TrainConfig.{k} must be a positive integer, got {v!r}")
         for k in ('max_images', 'image_size'):
             v = getattr(self, k)
-            if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1): raise ValueError(f"TrainConfig.{k} must be a positive integer or None, got {v!r}")
-        if not isinstance(self.dataset, str) or not self.dataset.strip(): raise ValueError(f"TrainConfig.dataset must name a dataset or a path, got {self.dataset!r}")
+            if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1): raise UsageError(f"TrainConfig.{k} must be a positive integer or None, got {v!r}")
+        if not isinstance(self.dataset, str) or not self.dataset.strip(): raise UsageError(f"TrainConfig.dataset must name a dataset or a path, got {self.dataset!r}")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool) or not 0 <= self.seed < 2**63 - 3:
-            raise ValueError(f"TrainConfig.seed must be an integer in [0, 2**63 - 4], got {self.seed!r}")
+            raise UsageError(f"TrainConfig.seed must be an integer in [0, 2**63 - 4], got {self.seed!r}")
         if self.sample_steps is not None and (not isinstance(self.sample_steps, int) or not 1 <= self.sample_steps <= self.T):
-            raise ValueError(f"TrainConfig.sample_steps must be an integer in [1, T={self.T}] or None, got {self.sample_steps!r}")
-        if not isinstance(self.sample_every, int) or self.sample_every < 0: raise ValueError(f"TrainConfig.sample_every must be an integer >= 0 (0: off), got {self.sample_every!r}")
+            raise UsageError(f"TrainConfig.sample_steps must be an integer in [1, T={self.T}] or None, got {self.sample_steps!r}")
+        if not isinstance(self.sample_every, int) or self.sample_every < 0: raise UsageError(f"TrainConfig.sample_every must be an integer >= 0 (0: off), got {self.sample_every!r}")
         if self.snr_gamma is not None:
             if isinstance(self.snr_gamma, bool) or not isinstance(self.snr_gamma, (int, float)) or not self.snr_gamma > 0:
-                raise ValueError(f"TrainConfig.snr_gamma must be a number > 0 or None, got {self.snr_gamma!r}")
+                raise UsageError(f"TrainConfig.snr_gamma must be a number > 0 or None, got {self.snr_gamma!r}")
             if self.loss_type in ('kl', 'rescaled_kl') or self.model_mean_type == 'xprev':
-                raise ValueError(f"TrainConfig.snr_gamma weights the mse term of an 'eps', 'xstart' or 'v' model; "
+                raise UsageError(f"TrainConfig.snr_gamma weights the mse term of an 'eps', 'xstart' or 'v' model; "
                                  f"got loss_type={self.loss_type!r}, model_mean_type={self.model_mean_type!r}")
-        if self.precision not in ('auto', 'fp32', 'bf16', 'fp16'): raise ValueError(f"TrainConfig.precision must be 'auto', 'fp32', 'bf16' or 'fp16', got {self.precision!r}")
-        if self.lr_schedule not in ('constant', 'cosine'): raise ValueError(f"TrainConfig.lr_schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}")
-        if self.ema_power is not None and not self.ema_power > 0: raise ValueError(f"TrainConfig.ema_power must be > 0 or None, got {self.ema_power!r}")
-        if self.recipe not in RECIPES: raise ValueError(f"TrainConfig.recipe must be one of {', '.join(RECIPES)}, got {self.recipe!r}")
-        if self.sampler not in ('ddim', 'ancestral'): raise ValueError(f"TrainConfig.sampler must be 'ddim' or 'ancestral', got {self.sampler!r}")
-        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0): raise ValueError(f"TrainConfig.lr must be a finite number > 0, got {self.lr!r}")
-        if self.minutes is not None and not self.minutes > 0: raise ValueError(f"TrainConfig.minutes must be > 0 or None, got {self.minutes!r}")
+        if self.precision not in ('auto', 'fp32', 'bf16', 'fp16'): raise UsageError(f"TrainConfig.precision must be 'auto', 'fp32', 'bf16' or 'fp16', got {self.precision!r}")
+        if self.lr_schedule not in ('constant', 'cosine'): raise UsageError(f"TrainConfig.lr_schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}")
+        if self.ema_power is not None and not self.ema_power > 0: raise UsageError(f"TrainConfig.ema_power must be > 0 or None, got {self.ema_power!r}")
+        if self.recipe not in RECIPES: raise UsageError(f"TrainConfig.recipe must be one of {', '.join(RECIPES)}, got {self.recipe!r}")
+        if self.sampler not in ('ddim', 'ancestral'): raise UsageError(f"TrainConfig.sampler must be 'ddim' or 'ancestral', got {self.sampler!r}")
+        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0): raise UsageError(f"TrainConfig.lr must be a finite number > 0, got {self.lr!r}")
+        if self.minutes is not None and not self.minutes > 0: raise UsageError(f"TrainConfig.minutes must be > 0 or None, got {self.minutes!r}")
 
     @property
     def warmup_steps(self)->int:
@@ -113,13 +114,13 @@ class TrainConfig:
         "Rebuild from `to_dict()`; unknown keys are an error (a typo must not pass silently)."
         names = {f.name for f in dataclasses.fields(cls)}
         bad = sorted(set(d) - names)
-        if bad: raise ValueError(f"unknown TrainConfig field(s) {', '.join(bad)}; known: {', '.join(sorted(names))}")
+        if bad: raise UsageError(f"unknown TrainConfig field(s) {', '.join(bad)}; known: {', '.join(sorted(names))}")
         return cls(**d)
 
     @classmethod
     def from_recipe(cls, recipe:str='fast', **kw)->TrainConfig:
         "A config with the values of `RECIPES[recipe]`, then `kw` on top."
-        if recipe not in RECIPES: raise ValueError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
+        if recipe not in RECIPES: raise UsageError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
         return cls(**{**RECIPES[recipe], **kw, 'recipe': recipe})
 
 # What differs from the dataclass defaults (the paper's). 'fast': chosen by FID after a 15-minute CPU budget (14_quality).
@@ -150,8 +151,8 @@ class EMA:
         warmup:bool=True,      # use d_n = min(d, (1+n)/(10+n))
         power:float|None=None, # γ of a power-function EMA, d_n = (1 - 1/(n+1))^(1+γ) (then `decay` and `warmup` are unused)
     ):
-        if not 0.0 <= decay < 1.0: raise ValueError(f"EMA decay must lie in [0, 1), got {decay!r}")
-        if power is not None and not power > 0: raise ValueError(f"EMA power must be > 0 or None, got {power!r}")
+        if not 0.0 <= decay < 1.0: raise UsageError(f"EMA decay must lie in [0, 1), got {decay!r}")
+        if power is not None and not power > 0: raise UsageError(f"EMA power must be > 0 or None, got {power!r}")
         self.model = copy.deepcopy(model).eval().requires_grad_(False)
         self.decay, self.warmup, self.power, self.num_updates = decay, warmup, power, 0
 
@@ -184,7 +185,7 @@ def epoch_permutation(n:int, seed:int, epoch:int)->Tensor:
 class DataOrder:
     "Global batches of indices into `n` examples, epoch after epoch, with a resumable position (epoch, index)."
     def __init__(self, n:int, batch_size:int, seed:int=0, epoch:int=0, index:int=0):
-        if batch_size > n: raise ValueError(f"batch_size {batch_size} is larger than the dataset ({n} images); use a smaller --batch-size")
+        if batch_size > n: raise UsageError(f"batch_size {batch_size} is larger than the dataset ({n} images); use a smaller --batch-size")
         self.n, self.batch_size, self.seed, self.epoch, self.index = n, batch_size, seed, epoch, index
         self._perm = None
 
@@ -201,7 +202,7 @@ class DataOrder:
 
 def rank_slice(batch_size:int, rank:int, world:int)->slice:
     "The contiguous slice of a global batch that DDP rank `rank` of `world` trains on."
-    if batch_size % world: raise ValueError(f"the global batch_size {batch_size} must be divisible by the number of processes {world}")
+    if batch_size % world: raise UsageError(f"the global batch_size {batch_size} must be divisible by the number of processes {world}")
     per = batch_size // world
     return slice(rank * per, (rank + 1) * per)
 
@@ -252,8 +253,8 @@ def _dist_info(device:str='auto'):
 def pick_device(name:str='auto', local_rank:int=0)->torch.device:
     "'auto' (CUDA if available, else CPU), 'cpu', 'cuda' (this rank's GPU) or 'cuda:N'."
     if name == 'auto': name = 'cuda' if torch.cuda.is_available() else 'cpu'
-    if name.startswith('cuda') and not torch.cuda.is_available(): raise ValueError(f"device {name!r} requested but CUDA is not available (use --device cpu)")
-    if name not in ('cpu', 'cuda') and not name.startswith('cuda:'): raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {name!r}")
+    if name.startswith('cuda') and not torch.cuda.is_available(): raise UsageError(f"device {name!r} requested but CUDA is not available (use --device cpu)")
+    if name not in ('cpu', 'cuda') and not name.startswith('cuda:'): raise UsageError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {name!r}")
     return torch.device(f'cuda:{local_rank}' if name == 'cuda' else name)
 
 class RunLockedError(FileExistsError):
@@ -265,10 +266,10 @@ class RunLock:
     def acquire(self)->RunLock:
         d = self.path.parent
         try: d.mkdir(parents=True, exist_ok=True)
-        except FileExistsError: raise ValueError(f"--out {str(d)!r} is a file, not a run directory; choose another --out") from None
-        except OSError as e: raise ValueError(f"cannot use {str(d)!r} as a run directory ({e.strerror}); choose another --out") from None
+        except FileExistsError: raise UsageError(f"--out {str(d)!r} is a file, not a run directory; choose another --out") from None
+        except OSError as e: raise UsageError(f"cannot use {str(d)!r} as a run directory ({e.strerror}); choose another --out") from None
         try: fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as e: raise ValueError(f"cannot write into the run directory {str(d)!r} ({e.strerror}); choose another --out") from None
+        except OSError as e: raise UsageError(f"cannot write into the run directory {str(d)!r} ({e.strerror}); choose another --out") from None
         try: import fcntl
         except ImportError: self.fd = fd; return self            # no advisory locks on this platform (Windows): the run is not guarded
         try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -309,7 +310,7 @@ def _read_jsonl(path:Path)->list[dict]:
         for i, line in enumerate(lines):
             try: rows.append(json.loads(line))
             except ValueError:
-                if i < len(lines) - 1: raise ValueError(f"{str(path)!r} line {i + 1} is not JSON: the metrics file is damaged; move it aside to resume") from None
+                if i < len(lines) - 1: raise UsageError(f"{str(path)!r} line {i + 1} is not JSON: the metrics file is damaged; move it aside to resume") from None
     return rows
 
 def _truncate_jsonl(path:Path, step:int):
@@ -334,12 +335,15 @@ def _load_data(cfg:TrainConfig, images:Tensor|None):
     if cfg.max_images is not None: images = images[:cfg.max_images]
     return images.contiguous()
 
-def _merge_resume(cfg:TrainConfig, saved:dict)->TrainConfig:
-    "The saved config with the run-steering fields of `cfg`; other differences are an error."
+def merge_resume(
+    saved:dict,   # the run's saved config (a checkpoint's config['train'])
+    given:dict,   # fields asked for now: a whole `TrainConfig.to_dict()`, or only those given on a command line
+)->TrainConfig:   # the saved config with the run-steering fields (RUN_KEYS) of `given`
+    "The one resume merge (the trainer's and the CLI's): other fields given with a value that differs from the run's are an error."
     s = TrainConfig.from_dict(saved)
-    diff = [k for k in s.to_dict() if k not in RUN_KEYS and getattr(cfg, k) is not None and getattr(s, k) != getattr(cfg, k)]
-    if diff: raise ValueError(f"cannot resume with different {', '.join(diff)} (checkpoint has {', '.join(f'{k}={getattr(s, k)!r}' for k in diff)}); only {', '.join(RUN_KEYS)} may change")
-    return dataclasses.replace(s, **{k: getattr(cfg, k) for k in RUN_KEYS})
+    diff = [k for k, v in given.items() if k not in RUN_KEYS and v is not None and getattr(s, k) != v]
+    if diff: raise UsageError(f"cannot resume with different {', '.join(diff)} (checkpoint has {', '.join(f'{k}={getattr(s, k)!r}' for k in diff)}); only {', '.join(RUN_KEYS)} may change")
+    return dataclasses.replace(s, **{k: v for k, v in given.items() if k in RUN_KEYS})
 
 # %% ../nbs/07_train.ipynb #18b4b0b8
 def _warm_start(model:nn.Module, src):
@@ -348,7 +352,7 @@ def _warm_start(model:nn.Module, src):
     have, want = icfg['model']['config'], json.loads(json.dumps(model.config))   # JSON turns tuples into lists
     diff = sorted(k for k in have.keys() | want.keys() if have.get(k) != want.get(k))
     if diff:
-        raise ValueError(f"init {str(src)!r} is a different U-Net ({', '.join(f'{k}={have.get(k)!r}' for k in diff)}; this run builds "
+        raise UsageError(f"init {str(src)!r} is a different U-Net ({', '.join(f'{k}={have.get(k)!r}' for k in diff)}; this run builds "
                          f"{', '.join(f'{k}={want.get(k)!r}' for k in diff)}): choose the same --preset and model settings")
     model.load_state_dict(init.state_dict())
 
@@ -372,12 +376,12 @@ class Trainer:
             last = latest_checkpoint(self.out)
             if last is not None:
                 ck = load_checkpoint(last)
-                cfg = _merge_resume(cfg, ck['config']['train'])
+                cfg = merge_resume(ck['config']['train'], cfg.to_dict())
         elif latest_checkpoint(self.out) is not None:
             raise FileExistsError(f"{str(self.out)!r} already holds checkpoints; pass --resume (resume=True) to continue that run, or choose another --out")
         if ck is None and self.rank == 0: (self.out / 'metrics.jsonl').unlink(missing_ok=True)   # a fresh run: rows of a run killed before its first checkpoint go
         device = self.device = pick_device(cfg.device, local_rank)
-        if cfg.precision == 'fp16' and device.type != 'cuda': raise ValueError("precision 'fp16' needs a CUDA device; use 'bf16' or 'fp32' on the CPU")
+        if cfg.precision == 'fp16' and device.type != 'cuda': raise UsageError("precision 'fp16' needs a CUDA device; use 'bf16' or 'fp32' on the CPU")
         prec, why = resolve_precision(cfg.precision, device)
         machine = {'device': str(device), 'precision': prec, 'precision_why': why, 'torch': torch.__version__, 'threads': torch.get_num_threads(),
                    'cpu_flags': sorted(_cpu_flags() & {'avx2', 'avx512f', 'avx512_bf16', 'amx_bf16', 'amx_tile'})}
@@ -392,7 +396,7 @@ class Trainer:
         torch.manual_seed(cfg.seed)                                # the initial weights: the same on every rank
         model = self.model = build_model(cfg, in_ch=C, resolution=H)
         if model.config.get('in_ch', C) != C or model.config.get('resolution', H) != H:
-            raise ValueError(f"preset {cfg.preset!r} expects {model.config.get('in_ch')}x{model.config.get('resolution')}px images, the data are {C}x{H}x{W}")
+            raise UsageError(f"preset {cfg.preset!r} expects {model.config.get('in_ch')}x{model.config.get('resolution')}px images, the data are {C}x{H}x{W}")
         self.diffusion = build_diffusion(diffusion_config(cfg))
         if cfg.init is not None and ck is None: _warm_start(model, cfg.init)
         self.ema = EMA(model, cfg.ema_decay, cfg.ema_warmup, cfg.ema_power)

@@ -10,6 +10,7 @@ import torch
 from torch import nn, Tensor
 import torch.nn.functional as F
 from fastcore.basics import patch
+from .errors import UsageError
 
 # %% auto #0
 __all__ = ['PRESETS', 'timestep_embedding', 'TimeEmbedding', 'GroupNorm32', 'ResBlock', 'AttnBlock', 'Downsample', 'Upsample',
@@ -112,19 +113,19 @@ class MidBlock(nn.Module):
 
 def _check_config(in_ch, ch, ch_mult, num_res_blocks, attn_resolutions, dropout, resolution, out_ch, num_groups):
     for name, v in dict(in_ch=in_ch, ch=ch, num_res_blocks=num_res_blocks, resolution=resolution, out_ch=out_ch, num_groups=num_groups).items():
-        if not isinstance(v, int) or isinstance(v, bool) or v < 1: raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1: raise UsageError(f"{name} must be a positive integer, got {v!r}")
     if not ch_mult or not all(isinstance(m, int) and not isinstance(m, bool) and m >= 1 for m in ch_mult):
-        raise ValueError(f"ch_mult must be a non-empty sequence of positive integers, got {ch_mult!r}")
-    if not isinstance(dropout, (int, float)) or not 0 <= dropout < 1: raise ValueError(f"dropout must lie in [0, 1), got {dropout!r}")
-    if ch < 4 or ch % 2: raise ValueError(f"ch must be even and at least 4 (the time embedding is half sines, half cosines), got {ch}")
+        raise UsageError(f"ch_mult must be a non-empty sequence of positive integers, got {ch_mult!r}")
+    if not isinstance(dropout, (int, float)) or not 0 <= dropout < 1: raise UsageError(f"dropout must lie in [0, 1), got {dropout!r}")
+    if ch < 4 or ch % 2: raise UsageError(f"ch must be even and at least 4 (the time embedding is half sines, half cosines), got {ch}")
     bad = sorted(c for c in {ch * m for m in ch_mult} if c % num_groups)
-    if bad: raise ValueError(f"num_groups={num_groups} must divide every width ch·ch_mult[i]; it does not divide {bad}")
+    if bad: raise UsageError(f"num_groups={num_groups} must divide every width ch·ch_mult[i]; it does not divide {bad}")
     L = len(ch_mult)
     if resolution % 2 ** (L - 1):
-        raise ValueError(f"resolution must be divisible by 2^(len(ch_mult)-1) = {2 ** (L - 1)}, got {resolution}")
+        raise UsageError(f"resolution must be divisible by 2^(len(ch_mult)-1) = {2 ** (L - 1)}, got {resolution}")
     levels = [resolution // 2 ** i for i in range(L)]
     extra = [r for r in attn_resolutions if r not in levels]
-    if extra: raise ValueError(f"attn_resolutions {extra} are not among this U-Net's resolutions {levels}")
+    if extra: raise UsageError(f"attn_resolutions {extra} are not among this U-Net's resolutions {levels}")
 
 class UNet(nn.Module):
     "The DDPM U-Net (Ho et al. 2020, App. B): x_t [B, in_ch, H, W] and 0-based t [B] -> [B, out_ch, H, W]."
@@ -213,12 +214,12 @@ class UNet(nn.Module):
         if not isinstance(x, Tensor) or not x.is_floating_point():
             raise TypeError(f"x must be a float tensor [B, {C}, {r}, {r}], got {x.dtype if isinstance(x, Tensor) else type(x).__name__}")
         if x.ndim != 4 or x.shape[1] != C or x.shape[2] != r or x.shape[3] != r:
-            raise ValueError(f"x must have shape [B, {C}, {r}, {r}], got {list(x.shape)}")
+            raise UsageError(f"x must have shape [B, {C}, {r}, {r}], got {list(x.shape)}")
         if not isinstance(t, Tensor) or t.device != x.device: t = torch.as_tensor(t, device=x.device)
         if t.dtype == torch.bool or t.is_complex(): raise TypeError(f"t must hold integer timesteps, got dtype {t.dtype}")
         if t.ndim == 0: t = t.expand(x.shape[0])
         if t.ndim != 1 or t.shape[0] != x.shape[0]:
-            raise ValueError(f"t must have shape [B] = [{x.shape[0]}] to match x, got {list(t.shape)}")
+            raise UsageError(f"t must have shape [B] = [{x.shape[0]}] to match x, got {list(t.shape)}")
         return t
 
 # %% ../nbs/05_unet.ipynb #1e0c5e41
@@ -236,7 +237,7 @@ def from_preset(cls:UNet,
     **overrides,   # constructor arguments to change, e.g. out_ch=2 for a learned variance on 1 channel
 )->UNet:
     "A freshly initialised `UNet` with the preset's configuration, updated by `overrides`; attention stays at the same levels if only the resolution changes."
-    if name not in PRESETS: raise ValueError(f"unknown UNet preset {name!r}: expected one of {', '.join(PRESETS)}")
+    if name not in PRESETS: raise UsageError(f"unknown UNet preset {name!r}: expected one of {', '.join(PRESETS)}")
     cfg = {**PRESETS[name], **overrides}
     if 'resolution' in overrides and 'attn_resolutions' not in overrides:   # e.g. fashion_mnist's design on 32x32 data
         r0, r = PRESETS[name]['resolution'], cfg['resolution']
@@ -299,22 +300,22 @@ def _from_diffusers_config(dc:Mapping)->dict:
         got = dc[k]
         if k == 'attention_head_dim' or (k == 'attn_norm_num_groups' and got == dc['norm_num_groups']): continue
         same = got == want or (type(want) in (int, float) and isinstance(got, (int, float)) and math.isclose(got, want))
-        if not same: raise ValueError(f"diffusers config has {k}={got!r}; the DDPM U-Net needs {k}={want!r}")
+        if not same: raise UsageError(f"diffusers config has {k}={got!r}; the DDPM U-Net needs {k}={want!r}")
     boc, down, up = list(dc['block_out_channels']), list(dc['down_block_types']), list(dc['up_block_types'])
     L, ch = len(boc), boc[0]
-    if any(c % ch for c in boc): raise ValueError(f"block_out_channels {boc} must be multiples of the first")
+    if any(c % ch for c in boc): raise UsageError(f"block_out_channels {boc} must be multiples of the first")
     for ts, ok in ((down, ('DownBlock2D', 'AttnDownBlock2D')), (up, ('UpBlock2D', 'AttnUpBlock2D'))):
-        if len(ts) != L or any(t not in ok for t in ts): raise ValueError(f"block types {ts} must be {L} of {ok}")
+        if len(ts) != L or any(t not in ok for t in ts): raise UsageError(f"block types {ts} must be {L} of {ok}")
     attn = [t == 'AttnDownBlock2D' for t in down]
     if [t == 'AttnUpBlock2D' for t in reversed(up)] != attn:
-        raise ValueError(f"up_block_types {up} must mirror the attention of down_block_types {down}")
+        raise UsageError(f"up_block_types {up} must mirror the attention of down_block_types {down}")
     ahd = dc['attention_head_dim']
     if ahd is not None and any(ahd != c for c in [c for c, a in zip(boc, attn) if a] + [boc[-1]]):
-        raise ValueError(f"attention_head_dim={ahd} splits attention into several heads; the DDPM U-Net has one (attention_head_dim=None)")
+        raise UsageError(f"attention_head_dim={ahd} splits attention into several heads; the DDPM U-Net has one (attention_head_dim=None)")
     r = dc['sample_size']
-    if r is None: raise ValueError("the diffusers config lacks sample_size (the image side)")
+    if r is None: raise UsageError("the diffusers config lacks sample_size (the image side)")
     if not isinstance(r, int):
-        if len(set(r)) != 1: raise ValueError(f"sample_size must be square, got {r}")
+        if len(set(r)) != 1: raise UsageError(f"sample_size must be square, got {r}")
         r = int(r[0])
     return dict(in_ch=dc['in_channels'], ch=ch, ch_mult=[c // ch for c in boc], num_res_blocks=dc['layers_per_block'],
         attn_resolutions=[r // 2 ** i for i in range(L) if attn[i]], dropout=float(dc['dropout']), resolution=r,
@@ -322,9 +323,9 @@ def _from_diffusers_config(dc:Mapping)->dict:
 
 def _config_from_state_dict(sd:Mapping, resolution:int|None, num_groups:int=32, dropout:float=0.0)->dict:
     if 'conv_in.weight' not in sd or 'down_blocks.0.resnets.0.conv1.weight' not in sd:
-        raise ValueError("not a diffusers UNet2DModel state dict: no 'conv_in.weight' / 'down_blocks.0.resnets.0.conv1.weight'")
+        raise UsageError("not a diffusers UNet2DModel state dict: no 'conv_in.weight' / 'down_blocks.0.resnets.0.conv1.weight'")
     if resolution is None:
-        raise ValueError("a bare state dict does not say the image size: pass resolution= (e.g. 32), or the diffusers config")
+        raise UsageError("a bare state dict does not say the image size: pass resolution= (e.g. 32), or the diffusers config")
     L = 1 + max(int(k.split('.')[1]) for k in sd if k.startswith('down_blocks.'))
     boc = [sd[f'down_blocks.{i}.resnets.0.conv1.weight'].shape[0] for i in range(L)]
     nrb = 1 + max(int(k.split('.')[3]) for k in sd if k.startswith('down_blocks.0.resnets.'))
@@ -369,18 +370,18 @@ def from_diffusers(cls:UNet,
         cfg = _config_from_state_dict(sd, resolution, overrides.get('num_groups', 32), overrides.get('dropout', 0.0))
     elif 'block_out_channels' in config: cfg = _from_diffusers_config(config)
     elif 'ch_mult' in config: cfg = dict(config)
-    else: raise ValueError(f"config must be a diffusers UNet2DModel config or a UNet.config, got keys {sorted(config)[:6]}")
+    else: raise UsageError(f"config must be a diffusers UNet2DModel config or a UNet.config, got keys {sorted(config)[:6]}")
     model = cls(**{**cfg, **overrides})
     ours, used = {}, set()
     for o, d in _diffusers_pairs(model):
         for p in ('weight', 'bias'):
             names = [f'{d}.{p}'] if isinstance(d, str) else [f'{n}.{p}' for n in d]
             missing = [n for n in names if n not in sd]
-            if missing: raise ValueError(f"the diffusers state dict lacks {missing[0]!r}: its layout does not match {cfg}")
+            if missing: raise UsageError(f"the diffusers state dict lacks {missing[0]!r}: its layout does not match {cfg}")
             ours[f'{o}.{p}'] = sd[names[0]] if len(names) == 1 else torch.cat([sd[n] for n in names])
             used.update(names)
     extra = sorted(set(sd) - used)
-    if extra: raise ValueError(f"the diffusers state dict has {len(extra)} weights this U-Net has no place for, e.g. {extra[0]!r}")
+    if extra: raise UsageError(f"the diffusers state dict has {len(extra)} weights this U-Net has no place for, e.g. {extra[0]!r}")
     try: model.load_state_dict(ours, strict=True)
-    except RuntimeError as e: raise ValueError(f"the diffusers weights do not fit {cfg}: {str(e).strip().splitlines()[-1].strip()}") from None
+    except RuntimeError as e: raise UsageError(f"the diffusers weights do not fit {cfg}: {str(e).strip().splitlines()[-1].strip()}") from None
     return model
