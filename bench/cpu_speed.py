@@ -10,11 +10,9 @@ import argparse, json, os, statistics, tempfile, time
 from pathlib import Path
 import torch
 
-SHAPES = {  # speed_key: (batch_size, model overrides)
-    'bs32-ch32-attn1': (32, {}), 'bs16-ch32-attn1': (16, {}), 'bs64-ch32-attn1': (64, {}), 'bs128-ch32-attn1': (128, {}),
-    'bs32-ch32-attn0': (32, {'attn_resolutions': []}), 'bs32-ch48-attn1': (32, {'ch': 48, 'num_groups': 16}),
-    'bs32-ch24-attn0': (32, {'ch': 24, 'attn_resolutions': [], 'num_groups': 8}),
-}
+from quality_ablation import VARIANTS, speed_key, variant_shape
+SHAPES = {}                          # speed_key: (batch_size, model overrides), one per shape, as the first variant with it has it
+for v in VARIANTS.values(): SHAPES.setdefault(speed_key(v), variant_shape(v))
 
 def measure(batch, model, precision, seconds, images):
     from ddpm_nb.train import TrainConfig, train

@@ -34,10 +34,14 @@ VARIANTS = {   # name: TrainConfig fields on top of BASE ('paper' replaces BASE 
     'ch24-noattn':      dict(model={'dropout': 0.0, 'ch': 24, 'attn_resolutions': [], 'num_groups': 8}),
     'dropout0.1':       dict(model={'dropout': 0.1}),
 }
-# model key of the CPU throughput table: what the variant's speed depends on
+def variant_shape(v:dict)->tuple:
+    "(batch size, model overrides): what a variant's training speed depends on."
+    return v.get('batch_size', 128 if v.get('recipe') == 'paper' else BASE['batch_size']), v.get('model', BASE['model'])
+
 def speed_key(v:dict)->str:
-    m = v.get('model', BASE['model'])
-    return f"bs{v.get('batch_size', 128 if v.get('recipe') == 'paper' else BASE['batch_size'])}-ch{m.get('ch', 32)}-attn{int(m.get('attn_resolutions', [14]) != [])}"
+    "The variant's key in the CPU throughput table (`bench/cpu_speed.py` measures one row per key)."
+    b, m = variant_shape(v)
+    return f"bs{b}-ch{m.get('ch', 32)}-attn{int(m.get('attn_resolutions', [14]) != [])}"
 
 
 def run_one(name, a):
