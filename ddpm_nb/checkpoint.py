@@ -84,7 +84,8 @@ def save_checkpoint(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True); raise
     for old in list_checkpoints(run_dir)[:-keep]: shutil.rmtree(old, ignore_errors=True)
-    for t in run_dir.glob('.tmp-*'): shutil.rmtree(t, ignore_errors=True)   # debris of killed saves (one writer per run)
+    for t in run_dir.glob('.tmp-*'):
+        shutil.rmtree(t, ignore_errors=True)   # debris of killed saves (one writer per run)
     return final
 
 # %% ../nbs/06a_checkpoint.ipynb #43cf4076
@@ -111,7 +112,8 @@ def load_checkpoint(
     if missing: raise CheckpointError(f"checkpoint {str(p)!r} is incomplete: missing {', '.join(missing)}")
     out = {'path': p, 'model': None, 'ema': None, 'state': None}
     try: out['config'] = json.loads((p / 'config.json').read_text())
-    except (ValueError, UnicodeDecodeError) as e: raise CheckpointError(f"checkpoint {str(p)!r}: config.json is not valid JSON ({e})") from None
+    except (ValueError, UnicodeDecodeError) as e:
+        raise CheckpointError(f"checkpoint {str(p)!r}: config.json is not valid JSON ({e})") from None
     if not isinstance(out['config'], dict) or 'model' not in out['config'] or 'diffusion' not in out['config']:
         raise CheckpointError(f"checkpoint {str(p)!r}: config.json lacks the 'model' and 'diffusion' sections")
     fmt = out['config'].get('format')
@@ -120,7 +122,9 @@ def load_checkpoint(
                               f"(a newer checkpoint needs a newer ddpm_nb)")
     for k in ['ema'] + ([] if ema_only else ['model']):
         try: out[k] = load_file(str(p / f'{k}.safetensors'))
-        except (SafetensorError, OSError) as e: raise CheckpointError(f"checkpoint {str(p)!r}: {k}.safetensors is corrupt ({type(e).__name__}: {str(e)[:100]})") from None
+        except (SafetensorError, OSError) as e:
+            raise CheckpointError(f"checkpoint {str(p)!r}: {k}.safetensors is corrupt ({type(e).__name__}: "
+                                  f"{str(e)[:100]})") from None
     if state:                                    # below: what a truncated, garbled or pickled file raises, nothing else
         try: out['state'] = torch.load(p / 'state.pt', weights_only=True, map_location='cpu')
         except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as e: raise CheckpointError(f"checkpoint {str(p)!r}: state.pt is corrupt or not weights-only ({type(e).__name__}), so it is not loaded; "
@@ -145,7 +149,8 @@ def build_diffusion(dcfg:dict):
 def model_from_config(mcfg:dict)->nn.Module:
     "Rebuild the network from the 'model' section of config.json."
     from ddpm_nb.unet import UNet
-    if mcfg.get('class', 'UNet') != 'UNet': raise CheckpointError(f"unknown model class {mcfg.get('class')!r} in config.json (expected 'UNet')")
+    if mcfg.get('class', 'UNet') != 'UNet':
+        raise CheckpointError(f"unknown model class {mcfg.get('class')!r} in config.json (expected 'UNet')")
     return UNet(**mcfg['config'])
 
 # %% ../nbs/06a_checkpoint.ipynb #79e5515c
@@ -176,16 +181,21 @@ def load_model(
     ck = load_checkpoint(p, state=False, ema_only=ema)
     sd, where = ck['ema' if ema else 'model'], f"checkpoint {str(ck['path'])!r}"
     try:
-        with torch.device('meta'): shapes = {k: tuple(v.shape) for k, v in model_from_config(ck['config']['model']).state_dict().items()}
+        with torch.device('meta'):
+            shapes = {k: tuple(v.shape) for k, v in model_from_config(ck['config']['model']).state_dict().items()}
     except (TypeError, ValueError, KeyError) as e:
-        raise CheckpointError(f"{where}: config.json's model section does not describe a U-Net ({str(e).splitlines()[0]})") from None
+        raise CheckpointError(f"{where}: config.json's model section does not describe a U-Net "
+                              f"({str(e).splitlines()[0]})") from None
     bad = [k for k in shapes.keys() | sd.keys() if shapes.get(k) != (tuple(sd[k].shape) if k in sd else None)]
-    if bad:                                                   # checked before a single weight of the config's model is allocated
+    # checked before a single weight of the config's model is allocated
+    if bad:
         k = sorted(bad)[0]
         raise CheckpointError(f"{where}: the weights do not fit the model in config.json ({len(bad)} tensors differ, e.g. {k}: "
                               f"config {shapes.get(k, 'absent')}, file {tuple(sd[k].shape) if k in sd else 'absent'})")
     nonfinite = [k for k, v in sd.items() if v.is_floating_point() and not torch.isfinite(v).all()]
-    if nonfinite: raise CheckpointError(f"{where}: {len(nonfinite)} weight tensors hold NaN or inf (e.g. {nonfinite[0]}); the run diverged before this checkpoint")
+    if nonfinite:
+        raise CheckpointError(f"{where}: {len(nonfinite)} weight tensors hold NaN or inf (e.g. {nonfinite[0]}); the "
+                              f"run diverged before this checkpoint")
     model = model_from_config(ck['config']['model'])
     model.load_state_dict(sd)
     return model.eval().requires_grad_(False).to(device), build_diffusion(ck['config']['diffusion']), ck['config']

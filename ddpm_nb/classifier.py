@@ -38,7 +38,9 @@ class FMNISTClassifier(nn.Module):
         for c in channels:
             layers += [nn.Conv2d(c_in, c, 3, padding=1, bias=False), nn.BatchNorm2d(c), nn.ReLU(), nn.MaxPool2d(2)]
             c_in, s = c, s // 2
-        if s < 1: raise UsageError(f"{len(channels)} pooling blocks leave nothing of a {size}x{size} image; use fewer channels entries")
+        if s < 1:
+            raise UsageError(f"{len(channels)} pooling blocks leave nothing of a {size}x{size} image; use fewer "
+                             f"channels entries")
         self.body = nn.Sequential(*layers, nn.Flatten())
         self.fc = nn.Linear(c_in * s * s, feat_dim)
         self.drop = nn.Dropout(dropout)
@@ -60,9 +62,11 @@ def _as_images(x, name:str='x')->Tensor:
     if x.ndim != 4 or x.shape[1] != 1:
         raise UsageError(f"{name} must be grayscale images [N, 1, H, W] (or [N, H, W]), got shape {tuple(x.shape)}")
     if x.dtype == torch.uint8: return to_model_range(x)
-    if not x.is_floating_point(): raise TypeError(f"{name} must be uint8 (0..255) or float in [-1, 1], got dtype {x.dtype}")
+    if not x.is_floating_point():
+        raise TypeError(f"{name} must be uint8 (0..255) or float in [-1, 1], got dtype {x.dtype}")
     if x.numel() and x.abs().max() > 1.5:
-        raise UsageError(f"{name} must be in [-1, 1] (the package's image range), got values up to {x.abs().max().item():.3g}; convert 8-bit images with to_model_range")
+        raise UsageError(f"{name} must be in [-1, 1] (the package's image range), got values up to "
+                         f"{x.abs().max().item():.3g}; convert 8-bit images with to_model_range")
     return x.float()
 
 def train_fmnist_classifier(
@@ -98,7 +102,9 @@ def train_fmnist_classifier(
                 opt.zero_grad(set_to_none=True); loss.backward(); opt.step(); sched.step()
                 tot += loss.item() * len(idx); correct += (logits.argmax(1) == yb).sum().item()
             n = steps_per_epoch * batch_size if len(x) >= batch_size else len(x)
-            if log: log(f"epoch {ep + 1}/{epochs}: train loss {tot / n:.4f}, train acc {correct / n:.4f}, {time.time() - t0:.0f} s")
+            if log:
+                log(f"epoch {ep + 1}/{epochs}: train loss {tot / n:.4f}, train acc {correct / n:.4f}, "
+                    f"{time.time() - t0:.0f} s")
     return model.eval()
 
 @torch.no_grad()
@@ -162,7 +168,8 @@ def load_fmnist_classifier(
     sd = {k: v.float() if v.is_floating_point() else v for k, v in sd.items()}
     missing, unexpected = set(model.state_dict()) - set(sd), set(sd) - set(model.state_dict())
     if missing or unexpected:
-        raise UsageError(f"{path} does not match its config: missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]}")
+        raise UsageError(f"{path} does not match its config: missing {sorted(missing)[:3]}, unexpected "
+                         f"{sorted(unexpected)[:3]}")
     model.load_state_dict(sd)
     return model.to(device).eval()
 
@@ -176,7 +183,8 @@ def fmnist_features(
 )->Tensor:                      # features, float64 [N, feat_dim], on the CPU
     "Penultimate-layer features of the Fashion-MNIST classifier for images `x`, as float64 [N, d]."
     x = _as_images(x)
-    if x.shape[-2:] != (28, 28) and model is None: raise UsageError(f"x must be 28x28 images, got shape {tuple(x.shape)}")
+    if x.shape[-2:] != (28, 28) and model is None:
+        raise UsageError(f"x must be 28x28 images, got shape {tuple(x.shape)}")
     if model is None:
         dev = str(torch.device(device or 'cpu'))
         if dev not in _CLASSIFIERS: _CLASSIFIERS[dev] = load_fmnist_classifier(device=dev)
@@ -196,7 +204,8 @@ _INCEPTION_MSG = ("Inception weights unavailable: install torchmetrics[image] an
 _INCEPTION = {}
 
 def _make_torchmetrics():
-    importlib.import_module('torch_fidelity')   # torchmetrics' network is torch-fidelity's port; without it the class is an empty stub
+    # torchmetrics' network is torch-fidelity's port; without it the class is an empty stub
+    importlib.import_module('torch_fidelity')
     from torchmetrics.image.fid import NoTrainInceptionV3
     return NoTrainInceptionV3(name='inception-v3-compat', features_list=['2048'])
 
@@ -207,11 +216,13 @@ def _make_pytorch_fid():
 def _inception_net(lib:str, make, why:list):
     "`make()`: the network, on the CPU; None (the reason appended to `why`) when `lib` or its weights cannot be had."
     try: return make()
-    except (ImportError, OSError) as e:                       # not installed; weights not downloadable (offline) or not readable
+    # not installed; weights not downloadable (offline) or not readable
+    except (ImportError, OSError) as e:
         why.append(f"{lib}: {type(e).__name__}")
         return None
     except (RuntimeError, EOFError, pickle.UnpicklingError) as e:
-        if isinstance(e, RuntimeError) and 'PytorchStreamReader' not in str(e): raise   # only torch.load's damaged-archive error
+        if isinstance(e, RuntimeError) and 'PytorchStreamReader' not in str(e):
+            raise   # only torch.load's damaged-archive error
         hub = Path(torch.hub.get_dir()) / 'checkpoints'
         raise InceptionUnavailableError(f"{lib} could not read its Inception weights ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
                                         f"a download was probably cut: delete the weights file in {str(hub)!r} to fetch it again") from e
@@ -238,7 +249,8 @@ def inception_features(
 )->Tensor:              # Inception-v3 pool3 features, float64 [N, 2048]
     "Inception-v3 pool3 features of `x` for FID, via torchmetrics or pytorch-fid if installed (else `InceptionUnavailableError`)."
     x = x if isinstance(x, Tensor) else torch.as_tensor(np.asarray(x))
-    if x.ndim != 4 or x.shape[1] not in (1, 3): raise UsageError(f"x must be images [N, C, H, W] with C = 1 or 3, got shape {tuple(x.shape)}")
+    if x.ndim != 4 or x.shape[1] not in (1, 3):
+        raise UsageError(f"x must be images [N, C, H, W] with C = 1 or 3, got shape {tuple(x.shape)}")
     if x.dtype != torch.uint8:
         if x.is_floating_point() and x.numel() and x.abs().max() > 1.5:
             raise UsageError(f"x must be uint8 or in [-1, 1], got values up to {x.abs().max().item():.3g}")

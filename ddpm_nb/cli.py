@@ -43,13 +43,17 @@ def _json_safe(v):
     if isinstance(v, (list, tuple)): return [_json_safe(x) for x in v]
     return v
 
-def _check_args(ckpt, n, batch_size, seed, sampler=None, n_min=1, what='a checkpoint dir, a run dir, or a shipped model name'):
+def _check_args(ckpt, n, batch_size, seed, sampler=None, n_min=1, what='a checkpoint dir, a run dir, or a '
+                                                                       'shipped model name'):
     "The checks the sampling and evaluation commands share, made before any model is loaded."
     if ckpt is None: raise UsageError(f"--ckpt is required: {what}")
-    if n < n_min: raise UsageError(f"--n must be at least {n_min}{' (FID needs a covariance)' if n_min > 1 else ''}, got {n}")
-    if sampler is not None and sampler not in ('ancestral', 'ddim'): raise UsageError(f"--sampler must be 'ancestral' or 'ddim', got {sampler!r}")
+    if n < n_min:
+        raise UsageError(f"--n must be at least {n_min}{' (FID needs a covariance)' if n_min > 1 else ''}, got {n}")
+    if sampler is not None and sampler not in ('ancestral', 'ddim'):
+        raise UsageError(f"--sampler must be 'ancestral' or 'ddim', got {sampler!r}")
     if batch_size < 1: raise UsageError(f"--batch-size must be at least 1, got {batch_size}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63: raise UsageError(f"--seed must be an integer in [0, 2**63), got {seed!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
+        raise UsageError(f"--seed must be an integer in [0, 2**63), got {seed!r}")
 
 def run_cli(
     func,                  # a command: keyword arguments in, a JSON-able summary dict out
@@ -81,7 +85,8 @@ def run_cli(
 
 # %% ../nbs/10_cli.ipynb #753e099a
 DEFAULT_MINUTES = 15.0
-PAPER_RECIPE_PRESETS = ('cifar10', 'celebahq256', 'lsun256')   # the paper's own configurations keep its recipe by default
+# the paper's own configurations keep its recipe by default
+PAPER_RECIPE_PRESETS = ('cifar10', 'celebahq256', 'lsun256')
 PRESET_DATASETS = {'tiny': 'fashion_mnist', 'fashion_mnist': 'fashion_mnist', 'cifar10': 'cifar10', 'celebahq256': 'celebahq'}
 
 def train_main(
@@ -117,20 +122,24 @@ def train_main(
              sample_every=sample_every, sample_steps=sample_steps, sample_n=sample_n, max_images=max_images, image_size=image_size, device=device, precision=precision,
              dataset=dataset, preset=preset, lr_schedule=lr_schedule, init=init, snr_gamma=snr_gamma).items() if v is not None}
     if compile: given['compile'] = True
-    if preset is not None and preset not in PRESETS: raise UsageError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    if preset is not None and preset not in PRESETS:
+        raise UsageError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
     from ddpm_nb.train import RECIPES
-    if recipe is not None and recipe not in RECIPES: raise UsageError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
+    if recipe is not None and recipe not in RECIPES:
+        raise UsageError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
     run = Path(out if out is not None else f"runs/{preset or 'fashion_mnist'}")
     last = latest_checkpoint(run) if resume else None
     if last is not None:
-        if steps is not None and minutes is None: given['minutes'] = None      # a new --steps target is not cut short by an old budget
+        if steps is not None and minutes is None:
+            given['minutes'] = None      # a new --steps target is not cut short by an old budget
         cfg = merge_resume(load_checkpoint(last, state=False)['config']['train'], {**given, 'recipe': recipe, 'out': str(run)})
     else:
         p = preset or 'fashion_mnist'
         if 'dataset' not in given:
             if p not in PRESET_DATASETS: raise UsageError(f"preset {p!r} has no default dataset; pass --dataset")
             given['dataset'] = PRESET_DATASETS[p]
-        if steps is None and minutes is None: given['minutes'] = DEFAULT_MINUTES    # the main job: ~15 minutes whatever the machine
+        if steps is None and minutes is None:
+            given['minutes'] = DEFAULT_MINUTES    # the main job: ~15 minutes whatever the machine
         rec = recipe or ('paper' if p in PAPER_RECIPE_PRESETS else 'fast')
         cfg = TrainConfig.from_recipe(rec, **{**given, 'preset': p, 'out': str(run)})
     res = train(cfg, resume=resume, progress=progress)
@@ -181,13 +190,12 @@ def sample_main(
     if steps is None and sampler == 'ddim': steps = 50
     t0 = time.time()
     from ddpm_nb.data import save_image_grid, from_model_range
-    from tqdm.auto import tqdm
-    gen, u8 = torch.Generator().manual_seed(seed), []
-    for i in tqdm(range(0, n, batch_size), disable=not progress, desc='sample'):   # uint8 per batch: bounded memory
-        x = sample(model, diffusion, min(batch_size, n - i), sampler, steps, generator=gen, shape=shape, batch_size=batch_size, device=dev)
-        if not torch.isfinite(x).all(): raise UsageError(f"the model produced NaN or inf samples: its weights in {ckpt} are broken")
-        u8.append(from_model_range(x))
-    u8 = torch.cat(u8)
+    def to_uint8(x):                                          # per batch: memory bounded by uint8 samples
+        if not torch.isfinite(x).all():
+            raise UsageError(f"the model produced NaN or inf samples: its weights in {ckpt} are broken")
+        return from_model_range(x)
+    u8 = sample(model, diffusion, n, sampler, steps, generator=torch.Generator().manual_seed(seed), shape=shape, batch_size=batch_size,
+                device=dev, progress=progress, on_batch=to_uint8)
     if out.suffix.lower() == '.npz':
         import numpy as np
         tmp = out.with_name(f'.{out.name}.tmp.npz')
@@ -219,7 +227,8 @@ def bpd_main(
 )->dict:
     "Bits/dim of real images under the model's bound: mean over images and its standard error."
     _check_args(ckpt, n, batch_size, seed)
-    if estimator not in ('full', 'stratified'): raise UsageError(f"--estimator must be 'full' or 'stratified', got {estimator!r}")
+    if estimator not in ('full', 'stratified'):
+        raise UsageError(f"--estimator must be 'full' or 'stratified', got {estimator!r}")
     if k < 1: raise UsageError(f"--k must be at least 1, got {k}")
     from ddpm_nb.data import load_images, to_model_range
     from tqdm.auto import tqdm
@@ -230,7 +239,8 @@ def bpd_main(
     u8, _ = load_images(name, split=split)
     m = cfg['model']['config']
     if tuple(u8.shape[1:]) != (m['in_ch'], m['resolution'], m['resolution']):
-        raise UsageError(f"dataset {name!r} has images of shape {tuple(u8.shape[1:])}, the model expects {(m['in_ch'], m['resolution'], m['resolution'])}")
+        raise UsageError(f"dataset {name!r} has images of shape {tuple(u8.shape[1:])}, the model expects "
+                         f"{(m['in_ch'], m['resolution'], m['resolution'])}")
     n = min(n, len(u8))
     g = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
@@ -263,12 +273,14 @@ def eval_main(
     json:bool=False,         # end with one JSON line
 )->dict:
     "FID and KID of a run's checkpoints against the test set, with the step and training seconds of each."
-    _check_args(ckpt, n, batch_size, seed, sampler, n_min=2, what='a run directory (every checkpoint is scored), a checkpoint directory, or a shipped model name')
+    _check_args(ckpt, n, batch_size, seed, sampler, n_min=2, what='a run directory (every checkpoint is scored), a '
+                                                                  'checkpoint directory, or a shipped model name')
     if plot is not None: plot = _output_path(plot, ('.png',), '--plot')
     rows = score_run(ckpt, n=n, sampler=sampler, steps=steps, last_only=last, seed=seed, device=pick_device(device), batch_size=batch_size)
     if plot is not None: plot_quality({str(ckpt): rows}, plot)
     mins = lambda r: '?' if r['elapsed'] is None else f"{r['elapsed'] / 60:.1f}"
-    lines = [f"{Path(r['ckpt']).name}: step {r['step']}, {mins(r)} min, FID {r['fid']:.2f}, KID {r['kid_mean']:.4f}" for r in rows]
+    lines = [f"{Path(r['ckpt']).name}: step {r['step']}, {mins(r)} min, FID {r['fid']:.2f}, KID "
+             f"{r['kid_mean']:.4f}" for r in rows]
     return {'rows': rows, 'n': n, 'sampler': sampler, 'steps': steps, 'message': '\n'.join(lines)}
 
 def ddpm_nb_eval(argv:list|None=None)->int:

@@ -25,7 +25,8 @@ def to_model_range(
     "8-bit images as float32 in [-1, 1]: k ↦ k/127.5 − 1."
     if not isinstance(u8, Tensor): u8 = torch.as_tensor(np.asarray(u8))
     if u8.dtype != torch.uint8:
-        raise TypeError(f"to_model_range expects uint8 images (0..255), got dtype {u8.dtype}; images already in [-1, 1] need no conversion")
+        raise TypeError(f"to_model_range expects uint8 images (0..255), got dtype {u8.dtype}; images already in [-1, "
+                        f"1] need no conversion")
     return u8.to(torch.float32) / 127.5 - 1
 
 def from_model_range(
@@ -33,7 +34,8 @@ def from_model_range(
 )->Tensor:     # uint8, same shape and device
     "Images in [-1, 1] as uint8: x ↦ round(127.5 (x + 1)), clamped to 0..255 (NaN ↦ 128)."
     if x.dtype == torch.uint8: return x
-    if not x.is_floating_point(): raise TypeError(f"from_model_range expects float images in [-1, 1], got dtype {x.dtype}")
+    if not x.is_floating_point():
+        raise TypeError(f"from_model_range expects float images in [-1, 1], got dtype {x.dtype}")
     x = torch.nan_to_num(x.float(), nan=0.0, posinf=1.0, neginf=-1.0)
     return ((x + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
 
@@ -83,7 +85,8 @@ def read_idx(
     shape = struct.unpack(f'>{nd}I', raw[4:4 + 4 * nd])
     n, off = math.prod(shape), 4 + 4 * nd
     if len(raw) != off + n * dt.itemsize:
-        raise UsageError(f"{path}: the header promises shape {shape} ({off + n * dt.itemsize} bytes) but the file holds {len(raw)} bytes")
+        raise UsageError(f"{path}: the header promises shape {shape} ({off + n * dt.itemsize} bytes) but the file "
+                         f"holds {len(raw)} bytes")
     return np.frombuffer(raw, dtype=dt, count=n, offset=off).reshape(shape).astype(dt.newbyteorder('='))
 
 # %% ../nbs/06_data.ipynb #c6ce5250
@@ -94,14 +97,16 @@ _DECODE_ERRORS = (OSError, SyntaxError, EOFError, ValueError, struct.error)   # 
 def _as_size(size):
     if size is None: return None
     hw = (size, size) if isinstance(size, int) else tuple(int(s) for s in size)
-    if len(hw) != 2 or min(hw) < 1: raise UsageError(f"size must be an int or (H, W) with positive entries, got {size!r}")
+    if len(hw) != 2 or min(hw) < 1:
+        raise UsageError(f"size must be an int or (H, W) with positive entries, got {size!r}")
     return hw
 
 def _from_16bit(a, name):
     "uint16 levels 0..65535 -> uint8 by round(v/257): 0 -> 0, 65535 -> 255, each 8-bit level the centre of its bin."
     a = np.asarray(a)
     if a.size and (a.min() < 0 or a.max() > 65535):
-        raise UsageError(f"{name}: a 16-bit image with values in [{a.min()}, {a.max()}], outside 0..65535; convert it to 8-bit first")
+        raise UsageError(f"{name}: a 16-bit image with values in [{a.min()}, {a.max()}], outside 0..65535; convert it "
+                         f"to 8-bit first")
     return ((a.astype(np.uint32) + 128) // 257).astype(np.uint8)
 
 def _to_uint8(im, name)->np.ndarray:
@@ -110,8 +115,10 @@ def _to_uint8(im, name)->np.ndarray:
     if m in ('L', 'RGB'): return np.asarray(im)
     if m in ('1', 'LA'): return np.asarray(im.convert('L'))             # 1: 0/255; LA: the grey level, alpha dropped
     if m in _SIXTEEN_BIT: return _from_16bit(im, name)
-    if m == 'I':                                                        # 32-bit integers: 16-bit data only where the format says so
-        if im.format in ('PNG', 'PPM'): return _from_16bit(im, name)    # 16-bit PNG (older Pillow), 16-bit PGM (scaled to 0..65535 by PIL)
+    # 32-bit integers: 16-bit data only where the format says so
+    if m == 'I':
+        if im.format in ('PNG', 'PPM'):
+            return _from_16bit(im, name)    # 16-bit PNG (older Pillow), 16-bit PGM (scaled to 0..65535 by PIL)
         raise UsageError(f"{name}: a 32-bit integer image (PIL mode I, {im.format or 'unknown'} format) has no fixed white level; "
                          f"convert it to an 8- or 16-bit PNG first")
     if m == 'F':
@@ -121,17 +128,20 @@ def _to_uint8(im, name)->np.ndarray:
             raise UsageError(f"{name}: a floating-point image (PIL mode F) with {what}; float images are read as [0, 1]: "
                              f"scale it to [0, 1] or convert it to 8-bit first")
         return np.round(a * 255).astype(np.uint8)
-    if m == 'CMYK':                                                     # R = 255·(1 − C/255)(1 − K/255), rounded, and so on
+    # R = 255·(1 − C/255)(1 − K/255), rounded, and so on
+    if m == 'CMYK':
         a = np.asarray(im).astype(np.uint32)
         return (((255 - a[..., :3]) * (255 - a[..., 3:]) + 127) // 255).astype(np.uint8)
-    if m in _COLOR_MODES: return np.asarray((im.convert('RGBA') if m in ('P', 'PA') else im).convert('RGB'))   # alpha dropped
+    if m in _COLOR_MODES:
+        return np.asarray((im.convert('RGBA') if m in ('P', 'PA') else im).convert('RGB'))   # alpha dropped
     raise UsageError(f"{name}: PIL mode {m!r} is not one this loader converts to 8 bits "
                      f"(1, L, LA, P, RGB, RGBA, CMYK, YCbCr, 16-bit grey, float in [0, 1]); convert the file to an 8-bit PNG first")
 
 def _pil_to_array(im, size=None, name='image'):
     "A PIL image as uint8 [H, W] (grayscale) or [H, W, 3], resized to `size` (H, W) if given."
     a = _to_uint8(im, name)
-    if size is not None and a.shape[:2] != tuple(size): a = np.asarray(PIL.Image.fromarray(a).resize((size[1], size[0]), PIL.Image.BICUBIC))
+    if size is not None and a.shape[:2] != tuple(size):
+        a = np.asarray(PIL.Image.fromarray(a).resize((size[1], size[0]), PIL.Image.BICUBIC))
     return a
 
 def _stack_images(arrays, source, size=None, names=None)->Tensor:
@@ -159,7 +169,8 @@ def _decode_one(data:bytes, name, size=None)->np.ndarray:
     "Decode one encoded image; a broken file or a decompression bomb is a ValueError naming `name`."
     try:
         im = PIL.Image.open(io.BytesIO(data)); im.load()
-    except (PIL.Image.DecompressionBombError, PIL.Image.DecompressionBombWarning) as e: raise UsageError(_bomb_message(name, e)) from None
+    except (PIL.Image.DecompressionBombError, PIL.Image.DecompressionBombWarning) as e:
+        raise UsageError(_bomb_message(name, e)) from None
     except PIL.UnidentifiedImageError:
         raise UsageError(f"{name}: not an image PIL can read (empty, an unknown format, or a corrupt header); "
                          f"replace it with a good copy or remove it from the dataset") from None
@@ -174,7 +185,8 @@ def _decode_files(items, source, size=None, names=None)->Tensor:
     names = names or [str(it) if isinstance(it, (str, os.PathLike)) else f"{source}, image {i}" for i, it in enumerate(items)]
     out = []
     with warnings.catch_warnings():
-        warnings.simplefilter('error', PIL.Image.DecompressionBombWarning)   # over the limit is refused, not merely warned about
+        # over the limit is refused, not merely warned about
+        warnings.simplefilter('error', PIL.Image.DecompressionBombWarning)
         for it, name in zip(items, names):
             data = bytes(it) if isinstance(it, (bytes, bytearray, memoryview)) else Path(it).read_bytes()
             out.append(_decode_one(data, name, size))
@@ -187,7 +199,8 @@ def _features_columns(features, columns, source):
     def is_img(f): return isinstance(f, datasets.Image) or (isinstance(f, dict) and 'bytes' in f)
     imgs = [c for c in columns if is_img(features[c])]
     if not imgs:
-        raise UsageError(f"{source} has no image column (a datasets.Image feature or a {{bytes, path}} struct); its columns are {list(columns)}")
+        raise UsageError(f"{source} has no image column (a datasets.Image feature or a {{bytes, path}} struct); its "
+                         f"columns are {list(columns)}")
     img = next((c for c in imgs if c.lower() in ('image', 'img')), imgs[0])
     cls = [c for c in columns if isinstance(features[c], datasets.ClassLabel)]
     named = [c for c in columns if c.lower() in ('label', 'labels')]
@@ -213,7 +226,8 @@ def _from_arrow_batches(batches, features, source, size=None):
         col = b.column(img)
         if hasattr(col, 'combine_chunks'): col = col.combine_chunks()
         for byts, path in zip(col.field('bytes').to_pylist(), col.field('path').to_pylist()):
-            if byts is None and path is None: raise UsageError(f"{source}: image {len(items)} is missing (no bytes, no path)")
+            if byts is None and path is None:
+                raise UsageError(f"{source}: image {len(items)} is missing (no bytes, no path)")
             names.append(f"{source}, image {len(items)}" + (f" ({path})" if path else '') if byts is not None else str(path))
             items.append(byts if byts is not None else path)
         if lab is not None: labels.extend(b.column(lab).to_pylist())
@@ -352,7 +366,8 @@ def _load_hub(repo:str, split, size=None, cache_dir=None, asked:str|None=None, n
     try:
         with _hub_offline(offline): ds = datasets.load_dataset(repo, split=split, cache_dir=cache_dir)
     except ConnectionError:
-        raise DataUnavailableError(f"{what} is not available offline: the Hugging Face Hub is unreachable{note}; {LOCAL_OPTIONS}") from None
+        raise DataUnavailableError(f"{what} is not available offline: the Hugging Face Hub is unreachable{note}; "
+                                   f"{LOCAL_OPTIONS}") from None
     except datasets.exceptions.DatasetNotFoundError:
         raise DataUnavailableError(f"{what} was not found on the Hugging Face Hub{note}") from None
     if isinstance(ds, datasets.DatasetDict): ds = _pick_split(ds, split, repo)
@@ -369,7 +384,8 @@ _HUB_ID = re.compile(r'^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$')
 
 def data_roots(root=None)->list[Path]:
     "Where dataset names are looked up: `root` (a path or list of paths) if given, else $DDPM_NB_DATA, then /usr/share/datasets."
-    if root is not None: return [Path(r).expanduser() for r in ([root] if isinstance(root, (str, os.PathLike)) else root)]
+    if root is not None:
+        return [Path(r).expanduser() for r in ([root] if isinstance(root, (str, os.PathLike)) else root)]
     env = [Path(r).expanduser() for r in os.environ.get(DATA_ENV, '').split(os.pathsep) if r]
     return env + [Path('/usr/share/datasets')]
 
@@ -384,8 +400,10 @@ def load_images(
     if hasattr(name_or_path, 'features') and hasattr(name_or_path, 'with_format'):   # an in-memory datasets.Dataset
         return _from_dataset(name_or_path, 'the dataset', size)
     src = '' if name_or_path is None else os.fspath(name_or_path)
-    if not str(src).strip():                                       # '' would be the current directory: an unset variable, not a choice
-        raise UsageError(f"a dataset name or path is needed (e.g. 'fashion_mnist' or a directory of images), got {src!r}")
+    # '' would be the current directory: an unset variable, not a choice
+    if not str(src).strip():
+        raise UsageError(f"a dataset name or path is needed (e.g. 'fashion_mnist' or a directory of images), "
+                         f"got {src!r}")
     if not isinstance(split, str): raise TypeError(f"split must be a string such as 'train' or 'test', got {split!r}")
     p = Path(src).expanduser()
     if p.exists(): return _load_local(p, split, size)            # an explicit path wins over a name
@@ -395,7 +413,8 @@ def load_images(
         looked = [r/d for r in data_roots(root) for d in dirs]
         for d in looked:
             if d.is_dir(): return _load_local(d, split, size)
-        return _load_hub(repo, split, size, cache_dir, asked=src, note=f" and there is no local copy under {os.pathsep.join(map(str, data_roots(root)))}")
+        return _load_hub(repo, split, size, cache_dir, asked=src, note=f" and there is no local copy under "
+                                                                       f"{os.pathsep.join(map(str, data_roots(root)))}")
     if not p.is_absolute():
         for r in data_roots(root):
             if (r/p).exists(): return _load_local(r/p, split, size)
@@ -413,7 +432,8 @@ def image_grid(
 )->Tensor:               # uint8 [C, rows·(H+padding)+padding, nrow·(W+padding)+padding]
     "A batch of images laid out as one uint8 image grid."
     if x.ndim == 3: x = x[None]
-    if x.ndim != 4 or x.shape[0] == 0: raise UsageError(f"image_grid expects images [B, C, H, W] with B >= 1, got shape {tuple(x.shape)}")
+    if x.ndim != 4 or x.shape[0] == 0:
+        raise UsageError(f"image_grid expects images [B, C, H, W] with B >= 1, got shape {tuple(x.shape)}")
     u = from_model_range(x.detach()).cpu()
     B, C, H, W = u.shape
     nrow = min(B, nrow or math.ceil(math.sqrt(B)))
@@ -428,7 +448,8 @@ def image_grid(
 
 def _grid_array(x, nrow=None, padding=2):
     g = image_grid(x, nrow, padding)
-    if g.shape[0] not in (1, 3): raise UsageError(f"only 1- or 3-channel images can be shown or saved, got {g.shape[0]} channels")
+    if g.shape[0] not in (1, 3):
+        raise UsageError(f"only 1- or 3-channel images can be shown or saved, got {g.shape[0]} channels")
     return g[0].numpy() if g.shape[0] == 1 else g.permute(1, 2, 0).numpy()
 
 def save_image_grid(
@@ -459,7 +480,8 @@ def show_images(
     "Show a batch of images as a grid in a notebook."
     import matplotlib.pyplot as plt
     arr = _grid_array(x, nrow)
-    if ax is None: _, ax = plt.subplots(figsize=figsize or (min(12, arr.shape[1] / 40 + 1), min(12, arr.shape[0] / 40 + 1)))
+    if ax is None:
+        _, ax = plt.subplots(figsize=figsize or (min(12, arr.shape[1] / 40 + 1), min(12, arr.shape[0] / 40 + 1)))
     ax.imshow(arr, cmap='gray' if arr.ndim == 2 else None, vmin=0, vmax=255, interpolation='nearest')
     ax.set_axis_off()
     if title: ax.set_title(title)

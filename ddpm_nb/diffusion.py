@@ -38,9 +38,11 @@ def _check_x(x, name):
 def _check_like(x, ref, name, ref_name):
     "x must match ref in shape, dtype and device."
     _check_x(x, name)
-    if x.shape != ref.shape: raise UsageError(f"{name} must have the shape of {ref_name} {tuple(ref.shape)}, got {tuple(x.shape)}")
+    if x.shape != ref.shape:
+        raise UsageError(f"{name} must have the shape of {ref_name} {tuple(ref.shape)}, got {tuple(x.shape)}")
     if x.dtype != ref.dtype: raise TypeError(f"{name} must have the dtype of {ref_name} ({ref.dtype}), got {x.dtype}")
-    if x.device != ref.device: raise UsageError(f"{name} must be on the device of {ref_name} ({ref.device}), got {x.device}")
+    if x.device != ref.device:
+        raise UsageError(f"{name} must be on the device of {ref_name} ({ref.device}), got {x.device}")
     return x
 
 def _randn(shape, dtype, device, generator=None):
@@ -174,7 +176,8 @@ def _split_output(self:GaussianDiffusion, out, x):
     if not isinstance(out, Tensor) or tuple(out.shape) != expected:
         got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
         what = f"2C = {2 * C} channels (mean parameterization, then variance)" if self.learned_variance else "the shape of x_t"
-        raise UsageError(f"model output must have shape {expected} for model_var_type={self.model_var_type!r} ({what}), got {got}")
+        raise UsageError(f"model output must have shape {expected} for model_var_type={self.model_var_type!r} "
+                         f"({what}), got {got}")
     return torch.split(out, C, dim=1) if self.learned_variance else (out, None)
 
 @patch
@@ -328,7 +331,8 @@ def ddim_sample(self:GaussianDiffusion,
     eps = self._predict_eps_from_xstart(x, t, out['pred_xstart'])
     abp = self.schedule.coef('alphas_cumprod_prev', t, x)
     sigma = self.ddim_sigma(t, eta, x)
-    mean = out['pred_xstart'] * abp.sqrt() + torch.sqrt((1 - abp - sigma ** 2).clamp(min=0)) * eps       # Song et al. eq. (12)
+    # Song et al. eq. (12)
+    mean = out['pred_xstart'] * abp.sqrt() + torch.sqrt((1 - abp - sigma ** 2).clamp(min=0)) * eps
     if eta == 0: return dict(sample=mean, pred_xstart=out['pred_xstart'])
     if noise is None: noise = _randn(x.shape, x.dtype, x.device, generator)
     else: _check_like(noise, x, 'noise', 'x')
@@ -405,7 +409,7 @@ def calc_bpd_loop(self:GaussianDiffusion,
 )->dict:                        # total_bpd [B], prior_bpd [B], vb [B, T], xstart_mse [B, T], mse [B, T]
     "The whole bound in bits/dim, one x_t ~ q(x_t|x_0) per timestep; column i of vb/mse/xstart_mse is timestep index i."
     _check_x(x_start, 'x_start')
-    B, T = x_start.shape[0], self.num_timesteps
+    T = self.num_timesteps
     vb, xstart_mse, mse = [None] * T, [None] * T, [None] * T
     indices = range(T - 1, -1, -1)
     if progress:

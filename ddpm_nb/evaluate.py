@@ -22,12 +22,14 @@ def strata(
     spacing:str='equal',   # 'equal': sizes differ by at most 1; 'geometric': sizes grow geometrically with t
 )->tuple:                  # (lo long [k], size long [k]): stratum j is lo[j], ..., lo[j] + size[j] - 1; sizes sum to T-1
     "K contiguous strata covering the timestep indices 1..T-1, of nearly equal size or geometrically growing."
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= T - 1: raise UsageError(f"k must be an int in [1, T-1] = [1, {T - 1}], got {k!r}")
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= T - 1:
+        raise UsageError(f"k must be an int in [1, T-1] = [1, {T - 1}], got {k!r}")
     if spacing == 'equal': e = [1 + (j * (T - 1)) // k for j in range(k + 1)]
     elif spacing == 'geometric':
         g = torch.logspace(0, math.log10(T), k + 1, dtype=torch.float64).round().long().tolist()   # 1 .. T
         e = [1]
-        for j in range(1, k + 1): e.append(max(e[-1] + 1, min(g[j], T - (k - j))))               # strictly increasing, room for the rest
+        for j in range(1, k + 1):
+            e.append(max(e[-1] + 1, min(g[j], T - (k - j))))               # strictly increasing, room for the rest
         e[-1] = T
     else: raise UsageError(f"spacing must be 'equal' or 'geometric', got {spacing!r}")
     edges = torch.tensor(e)
@@ -35,7 +37,8 @@ def strata(
 
 def _check_images(x0, name='x0'):
     if not isinstance(x0, Tensor) or not x0.is_floating_point() or x0.ndim < 2 or x0.shape[0] < 1:
-        raise UsageError(f"{name} must be a float batch [B, C, ...] in [-1, 1], got {type(x0).__name__} {tuple(getattr(x0, 'shape', ()))} {getattr(x0, 'dtype', '')}")
+        raise UsageError(f"{name} must be a float batch [B, C, ...] in [-1, 1], got {type(x0).__name__} "
+                         f"{tuple(getattr(x0, 'shape', ()))} {getattr(x0, 'dtype', '')}")
     return x0
 
 @torch.no_grad()
@@ -114,12 +117,14 @@ def rate_distortion(
     else:
         x0 = _check_images(x0)
         T, B = diffusion.num_timesteps, x0.shape[0]
-        if isinstance(stride, bool) or not isinstance(stride, int) or not 1 <= stride < T: raise UsageError(f"stride must be an int in [1, {T - 1}], got {stride!r}")
+        if isinstance(stride, bool) or not isinstance(stride, int) or not 1 <= stride < T:
+            raise UsageError(f"stride must be an int in [1, {T - 1}], got {stride!r}")
         idx, w = _systematic(T, stride, generator)
         vb, mse = _terms(diffusion, model, x0.repeat(len(idx), *([1] * (x0.ndim - 1))), idx.repeat_interleave(B), generator, batch_size, clip_denoised)
         vb, mse, prior = vb.view(len(idx), B).T, mse.view(len(idx), B).T, diffusion.prior_bpd(x0).double().cpu()
     bits = vb.mean(0) * w                                          # [M]: the bits each evaluated term stands for
-    rate = prior.mean() + bits.flip(0).cumsum(0).flip(0) - bits    # L_T + the bits of all later-sent terms (indices > j)
+    # L_T + the bits of all later-sent terms (indices > j)
+    rate = prior.mean() + bits.flip(0).cumsum(0).flip(0) - bits
     return dict(t=idx + 1, rate=rate, distortion=127.5 * mse.mean(0).sqrt(), bits=bits,
                 total=(prior.mean() + bits.sum()).item(), prior=prior.mean().item())
 

@@ -24,7 +24,8 @@ def _check_x(x, name:str):
     if not x.is_floating_point(): raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
 
 def _check_same_shape(a, b, na:str, nb:str):
-    if a.shape != b.shape: raise UsageError(f"{nb} must have the same shape as {na} {tuple(a.shape)}, got {tuple(b.shape)}")
+    if a.shape != b.shape:
+        raise UsageError(f"{nb} must have the same shape as {na} {tuple(a.shape)}, got {tuple(b.shape)}")
 
 def q_step_mean_variance(
     S:Schedule,      # the noise schedule

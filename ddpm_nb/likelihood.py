@@ -62,7 +62,9 @@ def discretized_gaussian_log_likelihood(
     if not (isinstance(x, Tensor) and isinstance(means, Tensor) and isinstance(log_scales, Tensor)):
         raise TypeError("discretized_gaussian_log_likelihood: x, means and log_scales must be tensors")
     try: torch.broadcast_shapes(x.shape, means.shape, log_scales.shape)
-    except RuntimeError: raise UsageError(f"x {tuple(x.shape)}, means {tuple(means.shape)} and log_scales {tuple(log_scales.shape)} do not broadcast") from None
+    except RuntimeError:
+        raise UsageError(f"x {tuple(x.shape)}, means {tuple(means.shape)} and log_scales {tuple(log_scales.shape)} do "
+                         f"not broadcast") from None
     k = ((x + 1) * 127.5).round().clamp(0, 255)                # the bin index; its edges are computed from k, so that
     lo_edge, hi_edge = (k - 0.5) / 127.5 - 1, (k + 0.5) / 127.5 - 1   # neighbouring bins share bit-identical edges
     inv_stdv = torch.exp(-log_scales)

@@ -32,10 +32,13 @@ def frechet_distance(
 )->float:         # the squared Fréchet (2-Wasserstein) distance between the two Gaussians
     "‖μ1−μ2‖² + tr(Σ1 + Σ2 − 2(Σ1^½ Σ2 Σ1^½)^½), in float64 via symmetric eigendecompositions."
     mu1, mu2, s1, s2 = _f64(mu1, 'mu1'), _f64(mu2, 'mu2'), _f64(sigma1, 'sigma1'), _f64(sigma2, 'sigma2')
-    if mu1.ndim != 1 or mu1.shape != mu2.shape: raise UsageError(f"mu1 and mu2 must be vectors of one length d, got shapes {tuple(mu1.shape)} and {tuple(mu2.shape)}")
+    if mu1.ndim != 1 or mu1.shape != mu2.shape:
+        raise UsageError(f"mu1 and mu2 must be vectors of one length d, got shapes {tuple(mu1.shape)} and "
+                         f"{tuple(mu2.shape)}")
     d = len(mu1)
     for s, n in ((s1, 'sigma1'), (s2, 'sigma2')):
-        if s.shape != (d, d): raise UsageError(f"{n} must be a [{d}, {d}] covariance matching the means, got shape {tuple(s.shape)}")
+        if s.shape != (d, d):
+            raise UsageError(f"{n} must be a [{d}, {d}] covariance matching the means, got shape {tuple(s.shape)}")
     r = _sqrtm_psd(s1)
     tr_covmean = torch.linalg.eigvalsh(r @ s2 @ r).clamp(min=0).sqrt().sum()
     return ((mu1 - mu2).square().sum() + s1.trace() + s2.trace() - 2 * tr_covmean).item()
@@ -43,7 +46,8 @@ def frechet_distance(
 # %% ../nbs/12a_metrics.ipynb #b124a5ad
 def _features_2d(f, name:str)->Tensor:
     f = _f64(f, name)
-    if f.ndim != 2 or len(f) < 2: raise UsageError(f"{name} must be features [N, d] with N >= 2, got shape {tuple(f.shape)}")
+    if f.ndim != 2 or len(f) < 2:
+        raise UsageError(f"{name} must be features [N, d] with N >= 2, got shape {tuple(f.shape)}")
     return f
 
 def fid_from_features(
@@ -52,7 +56,8 @@ def fid_from_features(
 )->float:   # the Fréchet distance between Gaussians fitted to the two sets
     "FID: the Fréchet distance between N(mean, cov) fitted to features `f1` and to features `f2`."
     f1, f2 = _features_2d(f1, 'f1'), _features_2d(f2, 'f2')
-    if f1.shape[1] != f2.shape[1]: raise UsageError(f"f1 and f2 must have the same feature dimension, got {f1.shape[1]} and {f2.shape[1]}")
+    if f1.shape[1] != f2.shape[1]:
+        raise UsageError(f"f1 and f2 must have the same feature dimension, got {f1.shape[1]} and {f2.shape[1]}")
     return frechet_distance(f1.mean(0), torch.cov(f1.T).reshape(f1.shape[1], -1), f2.mean(0), torch.cov(f2.T).reshape(f2.shape[1], -1))
 
 # %% ../nbs/12a_metrics.ipynb #1511b425
@@ -71,7 +76,8 @@ def kid_from_features(
 )->tuple:                  # (mean, std) of the unbiased MMD² over the subsets
     "KID: unbiased MMD² with the cubic polynomial kernel between features `f1` and `f2`, mean and std over random subsets."
     f1, f2 = _features_2d(f1, 'f1'), _features_2d(f2, 'f2')
-    if f1.shape[1] != f2.shape[1]: raise UsageError(f"f1 and f2 must have the same feature dimension, got {f1.shape[1]} and {f2.shape[1]}")
+    if f1.shape[1] != f2.shape[1]:
+        raise UsageError(f"f1 and f2 must have the same feature dimension, got {f1.shape[1]} and {f2.shape[1]}")
     m = min(1000, len(f1), len(f2)) if subset_size is None else subset_size
     if not 2 <= m <= min(len(f1), len(f2)):
         raise UsageError(f"subset_size must be in [2, {min(len(f1), len(f2))}] (the smaller set's size), got {m}")
@@ -92,7 +98,8 @@ def fid_kid(
 )->dict:                         # fid, kid_mean, kid_std, n_a, n_b
     "FID and KID between two sets of images, in the feature space of `feature_fn`."
     if not callable(feature_fn):
-        raise TypeError(f"feature_fn must map images to features [N, d] (e.g. ddpm_nb.classifier.fmnist_features), got {feature_fn!r}")
+        raise TypeError(f"feature_fn must map images to features [N, d] (e.g. ddpm_nb.classifier.fmnist_features), "
+                        f"got {feature_fn!r}")
     fa, fb = feature_fn(images_a), feature_fn(images_b)
     km, ks = kid_from_features(fa, fb, kid_subsets, kid_subset_size, generator)
     return dict(fid=fid_from_features(fa, fb), kid_mean=km, kid_std=ks, n_a=len(fa), n_b=len(fb))

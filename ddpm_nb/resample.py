@@ -67,7 +67,8 @@ class LossSecondMomentResampler(LossAwareSampler):
     def update_with_all_losses(self, ts, losses):
         for t, loss in zip(ts, losses):
             t = int(t)
-            if not 0 <= t < self.num_timesteps: raise UsageError(f"timestep must be in [0, {self.num_timesteps}), got {t}")
+            if not 0 <= t < self.num_timesteps:
+                raise UsageError(f"timestep must be in [0, {self.num_timesteps}), got {t}")
             if self._loss_counts[t] == self.history_per_term:
                 self._loss_history[t, :-1] = self._loss_history[t, 1:].clone(); self._loss_history[t, -1] = loss
             else:

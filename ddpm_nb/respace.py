@@ -25,7 +25,8 @@ def space_timesteps(
             for stride in range(1, num_timesteps):
                 if len(range(0, num_timesteps, stride)) == n: return set(range(0, num_timesteps, stride))
             if n == num_timesteps: return set(range(num_timesteps))
-            raise UsageError(f"section_counts {section_counts!r}: no integer stride gives exactly {n} of {num_timesteps} steps")
+            raise UsageError(f"section_counts {section_counts!r}: no integer stride gives exactly {n} of "
+                             f"{num_timesteps} steps")
         section_counts = [int(x) for x in section_counts.split(',')]
     if isinstance(section_counts, int): section_counts = [section_counts]
     section_counts = list(section_counts)
@@ -54,13 +55,15 @@ class SpacedDiffusion(GaussianDiffusion):
         base = GaussianDiffusion(**kwargs)
         use = sorted(set(int(i) for i in use_timesteps))
         if not use or use[0] < 0 or use[-1] >= base.num_timesteps:
-            raise UsageError(f"use_timesteps must be a non-empty set of indices in [0, {base.num_timesteps}), got {len(use)} in [{use[0] if use else None}, {use[-1] if use else None}]")
+            raise UsageError(f"use_timesteps must be a non-empty set of indices in [0, {base.num_timesteps}), got "
+                             f"{len(use)} in [{use[0] if use else None}, {use[-1] if use else None}]")
         ac, last, new_betas = base.alphas_cumprod, 1.0, []
         for i in use:
             new_betas.append(1 - ac[i] / last); last = ac[i]
         self.use_timesteps, self.original_num_steps = use, base.num_timesteps
         super().__init__(**{**kwargs, 'betas': torch.stack(new_betas)})
-        self.timestep_map, self._maps = torch.tensor(use, dtype=torch.long), {}   # the map, and its copy on each device met
+        # the map, and its copy on each device met
+        self.timestep_map, self._maps = torch.tensor(use, dtype=torch.long), {}
 
     def _model_forward(self, model, x, t, model_kwargs=None):
         m = self._maps.get(t.device)
@@ -80,7 +83,9 @@ def diffusion_settings(
     "Every argument of `GaussianDiffusion.__init__`, read back from `diffusion` (which keeps each under its own name)."
     names = [n for n in inspect.signature(GaussianDiffusion.__init__).parameters if n != 'self']
     missing = [n for n in names if not hasattr(diffusion, n)]
-    if missing: raise AttributeError(f"{type(diffusion).__name__} keeps no attribute for its argument(s) {missing}: keep each under its own name so that copies carry it")
+    if missing:
+        raise AttributeError(f"{type(diffusion).__name__} keeps no attribute for its argument(s) {missing}: keep each "
+                             f"under its own name so that copies carry it")
     return {n: getattr(diffusion, n) for n in names}
 
 @patch(cls_method=True)
@@ -90,6 +95,8 @@ def from_diffusion(cls:SpacedDiffusion,
 )->SpacedDiffusion:
     "`diffusion` respaced to `use_timesteps`, with every one of its settings."
     if isinstance(diffusion, SpacedDiffusion):
-        raise TypeError("diffusion must be an original GaussianDiffusion, got a SpacedDiffusion (respace the original, with indices into its timesteps)")
-    if not isinstance(diffusion, GaussianDiffusion): raise TypeError(f"diffusion must be a GaussianDiffusion, got {type(diffusion).__name__}")
+        raise TypeError("diffusion must be an original GaussianDiffusion, got a SpacedDiffusion (respace the "
+                        "original, with indices into its timesteps)")
+    if not isinstance(diffusion, GaussianDiffusion):
+        raise TypeError(f"diffusion must be a GaussianDiffusion, got {type(diffusion).__name__}")
     return cls(use_timesteps, **diffusion_settings(diffusion))

@@ -23,9 +23,12 @@ def _call_model(p_mean_var, xt:Tensor, t:Tensor):
     mean, var = (torch.as_tensor(o, dtype=xt.dtype, device=xt.device) for o in out)
     for name, v in (('mean', mean), ('variance', var)):
         try: torch.broadcast_shapes(v.shape, xt.shape)
-        except RuntimeError: raise UsageError(f"p_mean_var returned a {name} of shape {tuple(v.shape)}, not broadcastable to x_t {tuple(xt.shape)}") from None
+        except RuntimeError:
+            raise UsageError(f"p_mean_var returned a {name} of shape {tuple(v.shape)}, not broadcastable to x_t "
+                             f"{tuple(xt.shape)}") from None
     if tuple(torch.broadcast_shapes(mean.shape, xt.shape)) != tuple(xt.shape):
-        raise UsageError(f"p_mean_var returned a mean of shape {tuple(mean.shape)}, expected x_t's shape {tuple(xt.shape)}")
+        raise UsageError(f"p_mean_var returned a mean of shape {tuple(mean.shape)}, expected x_t's shape "
+                         f"{tuple(xt.shape)}")
     return mean, var
 
 def reverse_log_joint(
@@ -34,7 +37,8 @@ def reverse_log_joint(
 )->Tensor:        # log p_θ(x_{0:T}), shape [B]
     "log p_θ(x_{0:T}) = log N(x_T; 0, I) + Σ_t log p_θ(x_{t-1} | x_t), the seed's step S6."
     _check_x(xs, 'xs')
-    if xs.ndim < 2 or xs.shape[0] < 2: raise UsageError(f"xs must have shape [T+1, B, ...] with T >= 1, got {tuple(xs.shape)}")
+    if xs.ndim < 2 or xs.shape[0] < 2:
+        raise UsageError(f"xs must have shape [T+1, B, ...] with T >= 1, got {tuple(xs.shape)}")
     T, B = xs.shape[0] - 1, xs.shape[1]
     lp = gaussian_log_prob(xs[T], torch.zeros((), dtype=xs.dtype), torch.ones((), dtype=xs.dtype))   # log p(x_T)
     for i in range(T):                                   # index i: p_θ(x_i | x_{i+1})
@@ -67,7 +71,8 @@ def vlb_terms(
     _check_schedule(S); _check_x(x0, 'x0')
     T, B = S.T, x0.shape[0]
     if noise is None: noise = torch.randn((T, *x0.shape), dtype=x0.dtype, device=x0.device)
-    if tuple(noise.shape) != (T, *x0.shape): raise UsageError(f"noise must have shape [T, *x0.shape] = {(T, *x0.shape)}, got {tuple(noise.shape)}")
+    if tuple(noise.shape) != (T, *x0.shape):
+        raise UsageError(f"noise must have shape [T, *x0.shape] = {(T, *x0.shape)}, got {tuple(noise.shape)}")
     decoder_nll = decoder_nll or _gaussian_nll
     tT = torch.full((B,), T - 1, dtype=torch.long, device=x0.device)
     qm, qv, _ = q_mean_variance(S, x0, tT)

@@ -21,8 +21,10 @@ SAMPLERS = ('ancestral', 'ddim')
 
 def _plain(diffusion)->GaussianDiffusion:
     if isinstance(diffusion, SpacedDiffusion):
-        raise UsageError("diffusion must be the model's original GaussianDiffusion, got a SpacedDiffusion (respacing is done here)")
-    if not isinstance(diffusion, GaussianDiffusion): raise TypeError(f"diffusion must be a GaussianDiffusion, got {type(diffusion).__name__}")
+        raise UsageError("diffusion must be the model's original GaussianDiffusion, got a SpacedDiffusion (respacing "
+                         "is done here)")
+    if not isinstance(diffusion, GaussianDiffusion):
+        raise TypeError(f"diffusion must be a GaussianDiffusion, got {type(diffusion).__name__}")
     return diffusion
 
 def _noise(shape, generator, device, dtype):
@@ -39,12 +41,17 @@ class Sampler:
         clip_denoised:bool=True,      # clip x̂_0 to [-1, 1] at every step (the reference's default)
     ):
         d = _plain(diffusion)
-        if name not in SAMPLERS: raise UsageError(f"sampler name must be one of {', '.join(map(repr, SAMPLERS))}, got {name!r}")
+        if name not in SAMPLERS:
+            raise UsageError(f"sampler name must be one of {', '.join(map(repr, SAMPLERS))}, got {name!r}")
         if not eta >= 0: raise UsageError(f"eta must be >= 0, got {eta!r}")
         T = d.num_timesteps
         use = list(range(T)) if timesteps is None else sorted(set(int(i) for i in timesteps))
-        if not use or use[0] < 0 or use[-1] >= T: raise UsageError(f"timesteps must be a non-empty set of indices in [0, {T}), got {len(use)} from {use[:1]} to {use[-1:]}")
-        if use[0] != 0: raise UsageError(f"timesteps must include index 0 (the last step, which yields x_0), got a smallest index of {use[0]}")
+        if not use or use[0] < 0 or use[-1] >= T:
+            raise UsageError(f"timesteps must be a non-empty set of indices in [0, {T}), got {len(use)} from "
+                             f"{use[:1]} to {use[-1:]}")
+        if use[0] != 0:
+            raise UsageError(f"timesteps must include index 0 (the last step, which yields x_0), got a smallest index "
+                             f"of {use[0]}")
         self.name, self.eta, self.clip_denoised, self.timesteps, self.base = name, float(eta), clip_denoised, use, d
         self.diffusion = d if use == list(range(T)) else SpacedDiffusion.from_diffusion(d, use)
 
@@ -68,8 +75,11 @@ class Sampler:
     ):                                 # yields dict(t: original index, xt, pred_xstart, sample: the next state) per step
         "Run the chain from `xt` down to x_0, yielding each step's x_t, x̂_0 and x_{t-1}."
         d, x = self.diffusion, xt
-        if not isinstance(x, Tensor) or x.ndim < 2 or not x.is_floating_point(): raise UsageError(f"xt must be a float tensor [B, C, ...], got {type(x).__name__} {tuple(getattr(x, 'shape', ()))}")
-        if share_noise < 1 or x.shape[0] % share_noise: raise UsageError(f"share_noise must divide the batch size {x.shape[0]}, got {share_noise}")
+        if not isinstance(x, Tensor) or x.ndim < 2 or not x.is_floating_point():
+            raise UsageError(f"xt must be a float tensor [B, C, ...], got {type(x).__name__} "
+                             f"{tuple(getattr(x, 'shape', ()))}")
+        if share_noise < 1 or x.shape[0] % share_noise:
+            raise UsageError(f"share_noise must divide the batch size {x.shape[0]}, got {share_noise}")
         def shared(x):                                                          # one draw per block, repeated
             z = _noise((x.shape[0] // share_noise, *x.shape[1:]), generator, x.device, x.dtype)
             return z.repeat(share_noise, *([1] * (x.ndim - 1)))
@@ -131,7 +141,8 @@ def denoise_from(
     "Samples of p_θ(x_0 | x_t): the reverse chain started from `xt` at timestep index `t`."
     T = _plain(diffusion).num_timesteps
     if isinstance(t, Tensor) and t.numel() == 1: t = int(t.item())
-    if isinstance(t, bool) or not isinstance(t, int) or not 0 <= t < T: raise UsageError(f"t must be an int index in [0, {T}), got {t!r}")
+    if isinstance(t, bool) or not isinstance(t, int) or not 0 <= t < T:
+        raise UsageError(f"t must be an int index in [0, {T}), got {t!r}")
     steps = t + 1 if steps is None else steps
     _check_steps(steps, t + 1, f't + 1 = {t + 1}, the steps left from t')
     use = sorted(space_timesteps(t + 1, [steps])) if steps >= 2 else [0]
@@ -142,7 +153,8 @@ def denoise_from(
 def _shape_of(model, shape):
     if shape is not None: return tuple(shape)
     cfg = getattr(model, 'config', None) or {}
-    if 'in_ch' not in cfg or 'resolution' not in cfg: raise UsageError("shape=(C, H, W) is needed: the model has no config with in_ch and resolution")
+    if 'in_ch' not in cfg or 'resolution' not in cfg:
+        raise UsageError("shape=(C, H, W) is needed: the model has no config with in_ch and resolution")
     return (cfg['in_ch'], cfg['resolution'], cfg['resolution'])
 
 @torch.no_grad()
@@ -158,10 +170,12 @@ def sample(
     batch_size:int=64,            # samples per chain (bounds the memory; ~100 is fastest on a CPU)
     device=None,                  # where to sample (default: where the model's parameters are)
     progress:bool=False,          # a progress bar over the batches
-)->Tensor:                        # float [n, C, H, W] in [-1, 1], on the CPU
+    on_batch=None,                # applied to each batch (float [b, C, H, W] in [-1, 1], CPU) as it is made; e.g. to uint8
+)->Tensor:                        # float [n, C, H, W] in [-1, 1] on the CPU, or on_batch's outputs concatenated
     "`n` samples of `model`: the package's one sampling front-end (the CLI, the trainer's grids, evaluation and the notebooks call it)."
     if isinstance(n, bool) or not isinstance(n, int) or n < 1: raise UsageError(f"n must be a positive int, got {n!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1: raise UsageError(f"batch_size must be a positive int, got {batch_size!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise UsageError(f"batch_size must be a positive int, got {batch_size!r}")
     shape, sm = _shape_of(model, shape), sampler_for(diffusion, sampler, steps, eta)
     if device is None:
         p = next(iter(model.parameters()), None) if hasattr(model, 'parameters') else None
@@ -171,9 +185,11 @@ def sample(
         from tqdm.auto import tqdm
         starts = tqdm(starts, desc=f'{sampler} {sm.steps}')
     out = []
-    for i in starts:                                          # per batch: x_T, then each step's noise, from one generator
+    # per batch: x_T, then each step's noise, from one generator
+    for i in starts:
         xT = _noise((min(batch_size, n - i), *shape), generator, device, torch.float32)
-        out.append(sm(model, xT, generator).float().clamp(-1, 1).cpu())
+        x = sm(model, xT, generator).float().clamp(-1, 1).cpu()
+        out.append(x if on_batch is None else on_batch(x))
     return torch.cat(out)
 
 def sample_grid(
@@ -228,7 +244,8 @@ def xstart_from_xt(
     "For each t: one x_t ~ q(x_t | x0), then `draws` samples of p_θ(x_0 | x_t) (the paper's Fig. 7)."
     d = _plain(diffusion)
     if x0.ndim == 4 and x0.shape[0] == 1: x0 = x0[0]
-    if not isinstance(x0, Tensor) or x0.ndim != 3: raise UsageError(f"x0 must be one image [C, H, W], got shape {tuple(getattr(x0, 'shape', ()))}")
+    if not isinstance(x0, Tensor) or x0.ndim != 3:
+        raise UsageError(f"x0 must be one image [C, H, W], got shape {tuple(getattr(x0, 'shape', ()))}")
     if draws < 2: raise UsageError(f"draws must be >= 2 to measure a spread, got {draws}")
     ts = [int(t) for t in ts]
     xts, samples = [], []
@@ -257,7 +274,8 @@ def interpolate(
     "Decode linear interpolations of x_t and x'_t (same encoder noise, same reverse noise for every λ), the paper's Fig. 8."
     d = _plain(diffusion)
     if not isinstance(x0a, Tensor) or not isinstance(x0b, Tensor) or x0a.shape != x0b.shape or x0a.ndim != 4:
-        raise UsageError(f"x0a and x0b must be image batches [B, C, H, W] of one shape, got {tuple(getattr(x0a, 'shape', ()))} and {tuple(getattr(x0b, 'shape', ()))}")
+        raise UsageError(f"x0a and x0b must be image batches [B, C, H, W] of one shape, got "
+                         f"{tuple(getattr(x0a, 'shape', ()))} and {tuple(getattr(x0b, 'shape', ()))}")
     lam = torch.as_tensor(lambdas, dtype=x0a.dtype).flatten()
     if not len(lam): raise UsageError("lambdas must not be empty")
     B = x0a.shape[0]
@@ -304,5 +322,6 @@ def sample_quality(
 def quality_table(rows:list)->str:
     "A markdown table of `sample_quality`'s rows."
     out = ['| sampler | steps | n | FID | KID (± sd over subsets) | seconds |', '|---|---|---|---|---|---|']
-    out += [f"| {r['name']} | {r['steps']} | {r['n']} | {r['fid']:.2f} | {r['kid_mean']:.3f} ± {r['kid_std']:.3f} | {r['seconds']:.0f} |" for r in rows]
+    out += [f"| {r['name']} | {r['steps']} | {r['n']} | {r['fid']:.2f} | {r['kid_mean']:.3f} ± {r['kid_std']:.3f} | "
+            f"{r['seconds']:.0f} |" for r in rows]
     return '\n'.join(out)

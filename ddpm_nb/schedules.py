@@ -70,14 +70,16 @@ def get_beta_schedule(
     elif name == 'warmup10': betas = _warmup_beta(beta_start, beta_end, T, 0.1)
     elif name == 'warmup50': betas = _warmup_beta(beta_start, beta_end, T, 0.5)
     elif name == 'cosine': betas = _cosine_betas(T, **kw)
-    elif name == 'sigmoid': betas = torch.sigmoid(torch.linspace(-6, 6, T, **f64)) * (beta_end - beta_start) + beta_start
+    elif name == 'sigmoid':
+        betas = torch.sigmoid(torch.linspace(-6, 6, T, **f64)) * (beta_end - beta_start) + beta_start
     return check_betas(betas)
 
 # %% ../nbs/00_schedules.ipynb #b547882f
 def check_betas(betas)->Tensor:
     "`betas` as a float64 1-D tensor, or a ValueError saying what is wrong with it."
     b = torch.as_tensor(betas, dtype=torch.float64)
-    if b.ndim != 1 or len(b) < 1: raise UsageError(f"betas must be a non-empty 1-D sequence, got shape {tuple(b.shape)}")
+    if b.ndim != 1 or len(b) < 1:
+        raise UsageError(f"betas must be a non-empty 1-D sequence, got shape {tuple(b.shape)}")
     if not torch.isfinite(b).all(): raise UsageError("betas must be finite; got NaN or inf")
     if not ((b > 0) & (b < 1)).all():
         bad = b[(b <= 0) | (b >= 1)]
@@ -111,7 +113,8 @@ class Schedule:
         # the paper's other fixed choice σ_t² = β_t ('fixedlarge'), with β̃_2 at t = 1 as the reference has it (β̃_1 = 0)
         self.fixedlarge_variance = torch.cat([pv[1:2], b[1:]]) if self.T > 1 else b.clone()
         self.fixedlarge_log_variance = self.fixedlarge_variance.log()
-        self._cast = {}                                                                # (name, device, dtype) -> array, for `coef`
+        # (name, device, dtype) -> array, for `coef`
+        self._cast = {}
 
     def __repr__(self): return f"Schedule(T={self.T}, beta=[{self.betas[0].item():.3g} … {self.betas[-1].item():.3g}], abar_T={self.alphas_cumprod[-1].item():.3g})"
 
@@ -129,7 +132,8 @@ def extract(
 def check_timesteps(t, T:int, B:int|None=None)->Tensor:
     "`t` as a long tensor of shape [B] with every entry in [0, T), or a clear error."
     t = torch.as_tensor(t)
-    if t.is_floating_point() or t.is_complex(): raise TypeError(f"t must be integer timestep indices, got dtype {t.dtype}")
+    if t.is_floating_point() or t.is_complex():
+        raise TypeError(f"t must be integer timestep indices, got dtype {t.dtype}")
     if t.ndim == 0 and B is not None: t = t.expand(B)
     if t.ndim != 1: raise UsageError(f"t must have shape [B], got {tuple(t.shape)}")
     if B is not None and len(t) != B: raise UsageError(f"t has {len(t)} entries but the batch has {B} examples")

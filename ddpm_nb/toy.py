@@ -44,13 +44,16 @@ def quantized_mixture_probs(
     "Probabilities of the 256 8-bit bins of a quantized 1-D Gaussian mixture (independently per dimension)."
     mus, sds = torch.as_tensor(mus, dtype=torch.float64), torch.as_tensor(sds, dtype=torch.float64)
     if mus.ndim == 0: mus, sds = mus[None], sds.reshape(1)
-    if mus.shape != sds.shape: raise UsageError(f"sds must have the shape of mus {tuple(mus.shape)}, got {tuple(sds.shape)}")
+    if mus.shape != sds.shape:
+        raise UsageError(f"sds must have the shape of mus {tuple(mus.shape)}, got {tuple(sds.shape)}")
     if not (sds > 0).all(): raise UsageError("sds must all be > 0")
     w = torch.full_like(mus, 1 / mus.shape[-1]) if weights is None else torch.as_tensor(weights, dtype=torch.float64)
-    if w.shape != mus.shape: raise UsageError(f"weights must have the shape of mus {tuple(mus.shape)}, got {tuple(w.shape)}")
+    if w.shape != mus.shape:
+        raise UsageError(f"weights must have the shape of mus {tuple(mus.shape)}, got {tuple(w.shape)}")
     lo, hi = bin_edges()
     N = torch.distributions.Normal(torch.zeros((), dtype=torch.float64), torch.ones((), dtype=torch.float64))
-    mass = N.cdf((hi - mus[..., None]) / sds[..., None]) - N.cdf((lo - mus[..., None]) / sds[..., None])   # [..., J, 256]
+    # [..., J, 256]
+    mass = N.cdf((hi - mus[..., None]) / sds[..., None]) - N.cdf((lo - mus[..., None]) / sds[..., None])
     P = (w[..., None] * mass).sum(-2)
     return P / P.sum(-1, keepdim=True)
 
@@ -89,8 +92,10 @@ class _Oracle:
         self._D = GaussianDiffusion(self.S.betas)                              # for its parameterization conversions
         self.mean_type = _name(mean_type if mean_type is not None else getattr(diffusion, 'model_mean_type', None), 'eps')
         self.var_type = _name(var_type if var_type is not None else getattr(diffusion, 'model_var_type', None), 'fixedlarge')
-        if self.mean_type not in MEAN_TYPES: raise UsageError(f"mean_type must be one of {MEAN_TYPES}, got {self.mean_type!r}")
-        if self.var_type not in VAR_TYPES: raise UsageError(f"var_type must be one of {VAR_TYPES}, got {self.var_type!r}")
+        if self.mean_type not in MEAN_TYPES:
+            raise UsageError(f"mean_type must be one of {MEAN_TYPES}, got {self.mean_type!r}")
+        if self.var_type not in VAR_TYPES:
+            raise UsageError(f"var_type must be one of {VAR_TYPES}, got {self.var_type!r}")
 
     def posterior(self, xt:Tensor, t:Tensor)->tuple[Tensor, Tensor]: raise NotImplementedError
 
@@ -198,10 +203,12 @@ def gaussian_oracle_bound(
     g = a * s2 / (a ** 2 * s2 + b ** 2)
     z, w = np.polynomial.hermite_e.hermegauss(n_quad)
     z, w = torch.tensor(z), torch.tensor(w) / math.sqrt(2 * math.pi)
-    mean = m[:, None, None] + g[:, None, None] * (a * x[None, :, None] + b * z - a * m[:, None, None])   # [D, 256, n_quad]
+    # [D, 256, n_quad]
+    mean = m[:, None, None] + g[:, None, None] * (a * x[None, :, None] + b * z - a * m[:, None, None])
     lo, hi = bin_edges()
     sd = (0.5 * logvar[0]).exp()[:, None, None]
-    nll = -(log_normal_interval_mass((lo[None, :, None] - mean) / sd, (hi[None, :, None] - mean) / sd) * w).sum(-1)   # [D, 256]
+    # [D, 256]
+    nll = -(log_normal_interval_mass((lo[None, :, None] - mean) / sd, (hi[None, :, None] - mean) / sd) * w).sum(-1)
     kl[0] = (P * nll).where(P > 0, 0.).sum(-1)
     aT = S.alphas_cumprod[-1]
     prior = 0.5 * (-torch.log1p(-aT) + (1 - aT) + aT * (m ** 2 + s2) - 1)                    # [D]
@@ -223,7 +230,8 @@ def oracle_bound(
         a, b = S.sqrt_alphas_cumprod[i].item(), S.sqrt_one_minus_alphas_cumprod[i].item()
         h = min(b / 6, b * b / (2 * delta))
         grid = torch.arange(a * xk.min().item() - 9 * b, a * xk.max().item() + 9 * b + h, h, dtype=torch.float64)
-        comp = Pk[:, None, :] * torch.exp(-(grid[None, :, None] - a * xk) ** 2 / (2 * b * b)) / (b * math.sqrt(2 * math.pi))  # [D, N, K]
+        # [D, N, K]
+        comp = Pk[:, None, :] * torch.exp(-(grid[None, :, None] - a * xk) ** 2 / (2 * b * b)) / (b * math.sqrt(2 * math.pi))
         qx = comp.sum(-1)                                                                      # q(x_t), [D, N]
         wq = qx * h / (qx * h).sum(-1, keepdim=True)                                           # quadrature weights
         t = torch.full((len(grid),), i)
@@ -237,7 +245,8 @@ def oracle_bound(
             bt, c1 = S.posterior_variance[i], S.posterior_mean_coef1[i]
             kl = 0.5 * (logvar - S.posterior_log_variance_clipped[i] + (bt + c1 ** 2 * e) / logvar.exp() - 1)
             vb[i] = (wq * kl).sum(-1).mean()
-        else:                                                                                  # the decoder: mean x̂0(x_1)
+        # the decoder: mean x̂0(x_1)
+        else:
             lo, hi = bin_edges(); lo, hi = lo[keep], hi[keep]
             sd = (0.5 * logvar).exp()[..., None]
             nll = -log_normal_interval_mass((lo - xhat[..., None]) / sd, (hi - xhat[..., None]) / sd)   # [D, N, K]
@@ -295,7 +304,8 @@ class ToyMLP(nn.Module):
         self.out = nn.Sequential(nn.LayerNorm(hidden), nn.SiLU(), nn.Linear(hidden, self.out_dim))
 
     def forward(self, x:Tensor, t:Tensor)->Tensor:
-        if x.ndim != 2 or x.shape[1] != self.dim: raise UsageError(f"x must have shape [B, {self.dim}], got {tuple(x.shape)}")
+        if x.ndim != 2 or x.shape[1] != self.dim:
+            raise UsageError(f"x must have shape [B, {self.dim}], got {tuple(x.shape)}")
         if t.shape != (x.shape[0],): raise UsageError(f"t must have shape [B] = [{x.shape[0]}], got {tuple(t.shape)}")
         e = self.temb(timestep_embedding(t, self.emb_dim).to(x.dtype))
         xf = (x[..., None] * self.freqs.to(x.dtype)).flatten(1)
@@ -310,7 +320,8 @@ def mmd_rbf(
     bandwidth:float,     # kernel width h in k = exp(-|x-y|²/2h²)
 )->float:                # biased (V-statistic) squared MMD, >= 0
     "Squared maximum mean discrepancy between samples `x` and `y` under a Gaussian kernel of width `bandwidth`."
-    if x.ndim != 2 or y.ndim != 2 or x.shape[1] != y.shape[1]: raise UsageError(f"x and y must be [n, d] and [m, d], got {tuple(x.shape)} and {tuple(y.shape)}")
+    if x.ndim != 2 or y.ndim != 2 or x.shape[1] != y.shape[1]:
+        raise UsageError(f"x and y must be [n, d] and [m, d], got {tuple(x.shape)} and {tuple(y.shape)}")
     x, y = x.double(), y.double()
     k = lambda a, b: torch.exp(-torch.cdist(a, b) ** 2 / (2 * bandwidth ** 2)).mean()
     return (k(x, x) + k(y, y) - 2 * k(x, y)).clamp_min(0).item()
@@ -321,7 +332,8 @@ def sliced_wasserstein(
     generator=None,       # torch.Generator for the directions
 )->float:                 # SW_2 distance
     "Sliced Wasserstein-2 distance between equal-size samples `x` and `y`."
-    if x.shape != y.shape or x.ndim != 2: raise UsageError(f"x and y must both be [n, d] of one shape, got {tuple(x.shape)} and {tuple(y.shape)}")
+    if x.shape != y.shape or x.ndim != 2:
+        raise UsageError(f"x and y must both be [n, d] of one shape, got {tuple(x.shape)} and {tuple(y.shape)}")
     u = torch.randn(x.shape[1], n_proj, generator=generator, dtype=torch.float64)
     u = u / u.norm(dim=0)
     px, py = (x.double() @ u).sort(0).values, (y.double() @ u).sort(0).values

@@ -79,29 +79,41 @@ class TrainConfig:
         if isinstance(self.adam_betas, list): self.adam_betas = tuple(self.adam_betas)
         for k in ('steps', 'batch_size', 'T', 'save_every', 'log_every', 'sample_n', 'keep'):
             v = getattr(self, k)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1: raise UsageError(f"TrainConfig.{k} must be a positive integer, got {v!r}")
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise UsageError(f"TrainConfig.{k} must be a positive integer, got {v!r}")
         for k in ('max_images', 'image_size'):
             v = getattr(self, k)
-            if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1): raise UsageError(f"TrainConfig.{k} must be a positive integer or None, got {v!r}")
-        if not isinstance(self.dataset, str) or not self.dataset.strip(): raise UsageError(f"TrainConfig.dataset must name a dataset or a path, got {self.dataset!r}")
+            if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
+                raise UsageError(f"TrainConfig.{k} must be a positive integer or None, got {v!r}")
+        if not isinstance(self.dataset, str) or not self.dataset.strip():
+            raise UsageError(f"TrainConfig.dataset must name a dataset or a path, got {self.dataset!r}")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool) or not 0 <= self.seed < 2**63 - 3:
             raise UsageError(f"TrainConfig.seed must be an integer in [0, 2**63 - 4], got {self.seed!r}")
         if self.sample_steps is not None and (not isinstance(self.sample_steps, int) or not 1 <= self.sample_steps <= self.T):
-            raise UsageError(f"TrainConfig.sample_steps must be an integer in [1, T={self.T}] or None, got {self.sample_steps!r}")
-        if not isinstance(self.sample_every, int) or self.sample_every < 0: raise UsageError(f"TrainConfig.sample_every must be an integer >= 0 (0: off), got {self.sample_every!r}")
+            raise UsageError(f"TrainConfig.sample_steps must be an integer in [1, T={self.T}] or None, got "
+                             f"{self.sample_steps!r}")
+        if not isinstance(self.sample_every, int) or self.sample_every < 0:
+            raise UsageError(f"TrainConfig.sample_every must be an integer >= 0 (0: off), got {self.sample_every!r}")
         if self.snr_gamma is not None:
             if isinstance(self.snr_gamma, bool) or not isinstance(self.snr_gamma, (int, float)) or not self.snr_gamma > 0:
                 raise UsageError(f"TrainConfig.snr_gamma must be a number > 0 or None, got {self.snr_gamma!r}")
             if self.loss_type in ('kl', 'rescaled_kl') or self.model_mean_type == 'xprev':
                 raise UsageError(f"TrainConfig.snr_gamma weights the mse term of an 'eps', 'xstart' or 'v' model; "
                                  f"got loss_type={self.loss_type!r}, model_mean_type={self.model_mean_type!r}")
-        if self.precision not in ('auto', 'fp32', 'bf16', 'fp16'): raise UsageError(f"TrainConfig.precision must be 'auto', 'fp32', 'bf16' or 'fp16', got {self.precision!r}")
-        if self.lr_schedule not in ('constant', 'cosine'): raise UsageError(f"TrainConfig.lr_schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}")
-        if self.ema_power is not None and not self.ema_power > 0: raise UsageError(f"TrainConfig.ema_power must be > 0 or None, got {self.ema_power!r}")
-        if self.recipe not in RECIPES: raise UsageError(f"TrainConfig.recipe must be one of {', '.join(RECIPES)}, got {self.recipe!r}")
-        if self.sampler not in ('ddim', 'ancestral'): raise UsageError(f"TrainConfig.sampler must be 'ddim' or 'ancestral', got {self.sampler!r}")
-        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0): raise UsageError(f"TrainConfig.lr must be a finite number > 0, got {self.lr!r}")
-        if self.minutes is not None and not self.minutes > 0: raise UsageError(f"TrainConfig.minutes must be > 0 or None, got {self.minutes!r}")
+        if self.precision not in ('auto', 'fp32', 'bf16', 'fp16'):
+            raise UsageError(f"TrainConfig.precision must be 'auto', 'fp32', 'bf16' or 'fp16', got {self.precision!r}")
+        if self.lr_schedule not in ('constant', 'cosine'):
+            raise UsageError(f"TrainConfig.lr_schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}")
+        if self.ema_power is not None and not self.ema_power > 0:
+            raise UsageError(f"TrainConfig.ema_power must be > 0 or None, got {self.ema_power!r}")
+        if self.recipe not in RECIPES:
+            raise UsageError(f"TrainConfig.recipe must be one of {', '.join(RECIPES)}, got {self.recipe!r}")
+        if self.sampler not in ('ddim', 'ancestral'):
+            raise UsageError(f"TrainConfig.sampler must be 'ddim' or 'ancestral', got {self.sampler!r}")
+        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
+            raise UsageError(f"TrainConfig.lr must be a finite number > 0, got {self.lr!r}")
+        if self.minutes is not None and not self.minutes > 0:
+            raise UsageError(f"TrainConfig.minutes must be > 0 or None, got {self.minutes!r}")
 
     @property
     def warmup_steps(self)->int:
@@ -185,7 +197,9 @@ def epoch_permutation(n:int, seed:int, epoch:int)->Tensor:
 class DataOrder:
     "Global batches of indices into `n` examples, epoch after epoch, with a resumable position (epoch, index)."
     def __init__(self, n:int, batch_size:int, seed:int=0, epoch:int=0, index:int=0):
-        if batch_size > n: raise UsageError(f"batch_size {batch_size} is larger than the dataset ({n} images); use a smaller --batch-size")
+        if batch_size > n:
+            raise UsageError(f"batch_size {batch_size} is larger than the dataset ({n} images); use a smaller "
+                             f"--batch-size")
         self.n, self.batch_size, self.seed, self.epoch, self.index = n, batch_size, seed, epoch, index
         self._perm = None
 
@@ -202,7 +216,8 @@ class DataOrder:
 
 def rank_slice(batch_size:int, rank:int, world:int)->slice:
     "The contiguous slice of a global batch that DDP rank `rank` of `world` trains on."
-    if batch_size % world: raise UsageError(f"the global batch_size {batch_size} must be divisible by the number of processes {world}")
+    if batch_size % world:
+        raise UsageError(f"the global batch_size {batch_size} must be divisible by the number of processes {world}")
     per = batch_size // world
     return slice(rank * per, (rank + 1) * per)
 
@@ -240,7 +255,8 @@ RUN_KEYS = ('steps', 'minutes', 'save_every', 'keep', 'log_every', 'sample_every
 
 def _dist_info(device:str='auto'):
     import torch.distributed as dist
-    if dist.is_available() and dist.is_initialized(): return dist.get_rank(), dist.get_world_size(), int(os.environ.get('LOCAL_RANK', 0)), False
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size(), int(os.environ.get('LOCAL_RANK', 0)), False
     world, local_rank = int(os.environ.get('WORLD_SIZE', 1)), int(os.environ.get('LOCAL_RANK', 0))
     if world > 1:   # launched by torchrun: join the process group (NCCL only when this rank trains on a GPU of its own)
         on_gpu = device != 'cpu' and torch.cuda.is_available() and local_rank < torch.cuda.device_count()
@@ -253,8 +269,10 @@ def _dist_info(device:str='auto'):
 def pick_device(name:str='auto', local_rank:int=0)->torch.device:
     "'auto' (CUDA if available, else CPU), 'cpu', 'cuda' (this rank's GPU) or 'cuda:N'."
     if name == 'auto': name = 'cuda' if torch.cuda.is_available() else 'cpu'
-    if name.startswith('cuda') and not torch.cuda.is_available(): raise UsageError(f"device {name!r} requested but CUDA is not available (use --device cpu)")
-    if name not in ('cpu', 'cuda') and not name.startswith('cuda:'): raise UsageError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {name!r}")
+    if name.startswith('cuda') and not torch.cuda.is_available():
+        raise UsageError(f"device {name!r} requested but CUDA is not available (use --device cpu)")
+    if name not in ('cpu', 'cuda') and not name.startswith('cuda:'):
+        raise UsageError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {name!r}")
     return torch.device(f'cuda:{local_rank}' if name == 'cuda' else name)
 
 class RunLockedError(FileExistsError):
@@ -266,27 +284,35 @@ class RunLock:
     def acquire(self)->RunLock:
         d = self.path.parent
         try: d.mkdir(parents=True, exist_ok=True)
-        except FileExistsError: raise UsageError(f"--out {str(d)!r} is a file, not a run directory; choose another --out") from None
-        except OSError as e: raise UsageError(f"cannot use {str(d)!r} as a run directory ({e.strerror}); choose another --out") from None
+        except FileExistsError:
+            raise UsageError(f"--out {str(d)!r} is a file, not a run directory; choose another --out") from None
+        except OSError as e:
+            raise UsageError(f"cannot use {str(d)!r} as a run directory ({e.strerror}); choose another --out") from None
         try: fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as e: raise UsageError(f"cannot write into the run directory {str(d)!r} ({e.strerror}); choose another --out") from None
+        except OSError as e:
+            raise UsageError(f"cannot write into the run directory {str(d)!r} ({e.strerror}); choose "
+                             f"another --out") from None
         try: import fcntl
-        except ImportError: self.fd = fd; return self            # no advisory locks on this platform (Windows): the run is not guarded
+        # no advisory locks on this platform (Windows): the run is not guarded
+        except ImportError: self.fd = fd; return self
         try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.read(fd, 32).decode(errors='replace').strip() or '?'
             os.close(fd)
-            raise RunLockedError(f"run directory {str(d)!r} is in use by another trainer (PID {holder}); wait for it to finish, or choose another --out") from None
+            raise RunLockedError(f"run directory {str(d)!r} is in use by another trainer (PID {holder}); wait for it "
+                                 f"to finish, or choose another --out") from None
         os.ftruncate(fd, 0); os.write(fd, str(os.getpid()).encode()); os.fsync(fd)
         self.fd = fd
         return self
     def release(self):
-        if self.fd is not None: os.close(self.fd); self.fd = None   # closing drops the lock; the file stays (removing it would race)
+        # closing drops the lock; the file stays (removing it would race)
+        if self.fd is not None: os.close(self.fd); self.fd = None
     def __enter__(self): return self.acquire()
     def __exit__(self, *a): self.release()
 
 def _cpu_flags()->set:
-    try: return set(next(l for l in Path('/proc/cpuinfo').read_text().splitlines() if l.startswith('flags')).split(':', 1)[1].split())
+    try:
+        return set(next(l for l in Path('/proc/cpuinfo').read_text().splitlines() if l.startswith('flags')).split(':', 1)[1].split())
     except (OSError, StopIteration): return set()
 
 def resolve_precision(
@@ -310,7 +336,9 @@ def _read_jsonl(path:Path)->list[dict]:
         for i, line in enumerate(lines):
             try: rows.append(json.loads(line))
             except ValueError:
-                if i < len(lines) - 1: raise UsageError(f"{str(path)!r} line {i + 1} is not JSON: the metrics file is damaged; move it aside to resume") from None
+                if i < len(lines) - 1:
+                    raise UsageError(f"{str(path)!r} line {i + 1} is not JSON: the metrics file is damaged; move it "
+                                     f"aside to resume") from None
     return rows
 
 def _truncate_jsonl(path:Path, step:int):
@@ -331,7 +359,8 @@ def _load_data(cfg:TrainConfig, images:Tensor|None):
         from ddpm_nb.data import load_images
         images, _ = load_images(cfg.dataset, split=cfg.split, size=cfg.image_size)
     if not (isinstance(images, Tensor) and images.dtype == torch.uint8 and images.ndim == 4):
-        raise TypeError(f"training images must be a uint8 tensor [N, C, H, W], got {getattr(images, 'dtype', type(images))} of shape {tuple(getattr(images, 'shape', ()))}")
+        raise TypeError(f"training images must be a uint8 tensor [N, C, H, W], got "
+                        f"{getattr(images, 'dtype', type(images))} of shape {tuple(getattr(images, 'shape', ()))}")
     if cfg.max_images is not None: images = images[:cfg.max_images]
     return images.contiguous()
 
@@ -342,7 +371,9 @@ def merge_resume(
     "The one resume merge (the trainer's and the CLI's): other fields given with a value that differs from the run's are an error."
     s = TrainConfig.from_dict(saved)
     diff = [k for k, v in given.items() if k not in RUN_KEYS and v is not None and getattr(s, k) != v]
-    if diff: raise UsageError(f"cannot resume with different {', '.join(diff)} (checkpoint has {', '.join(f'{k}={getattr(s, k)!r}' for k in diff)}); only {', '.join(RUN_KEYS)} may change")
+    if diff:
+        raise UsageError(f"cannot resume with different {', '.join(diff)} (checkpoint has "
+                         f"{', '.join(f'{k}={getattr(s, k)!r}' for k in diff)}); only {', '.join(RUN_KEYS)} may change")
     return dataclasses.replace(s, **{k: v for k, v in given.items() if k in RUN_KEYS})
 
 # %% ../nbs/07_train.ipynb #18b4b0b8
@@ -366,7 +397,8 @@ class Trainer:
     ):
         self.rank, self.world, local_rank, self.we_init = _dist_info(cfg.device)
         self.out, self.progress = Path(cfg.out), progress
-        self.lock = RunLock(self.out).acquire() if self.rank == 0 else None   # one trainer per run directory (rank 0 writes for all)
+        # one trainer per run directory (rank 0 writes for all)
+        self.lock = RunLock(self.out).acquire() if self.rank == 0 else None
         try: self._setup(cfg, images, resume, local_rank)
         except BaseException: self.close(); raise
 
@@ -378,17 +410,24 @@ class Trainer:
                 ck = load_checkpoint(last)
                 cfg = merge_resume(ck['config']['train'], cfg.to_dict())
         elif latest_checkpoint(self.out) is not None:
-            raise FileExistsError(f"{str(self.out)!r} already holds checkpoints; pass --resume (resume=True) to continue that run, or choose another --out")
-        if ck is None and self.rank == 0: (self.out / 'metrics.jsonl').unlink(missing_ok=True)   # a fresh run: rows of a run killed before its first checkpoint go
+            raise FileExistsError(f"{str(self.out)!r} already holds checkpoints; pass --resume (resume=True) to "
+                                  f"continue that run, or choose another --out")
+        if ck is None and self.rank == 0:
+            # a fresh run: rows of a run killed before its first checkpoint go
+            (self.out / 'metrics.jsonl').unlink(missing_ok=True)
         device = self.device = pick_device(cfg.device, local_rank)
-        if cfg.precision == 'fp16' and device.type != 'cuda': raise UsageError("precision 'fp16' needs a CUDA device; use 'bf16' or 'fp32' on the CPU")
+        if cfg.precision == 'fp16' and device.type != 'cuda':
+            raise UsageError("precision 'fp16' needs a CUDA device; use 'bf16' or 'fp32' on the CPU")
         prec, why = resolve_precision(cfg.precision, device)
         machine = {'device': str(device), 'precision': prec, 'precision_why': why, 'torch': torch.__version__, 'threads': torch.get_num_threads(),
                    'cpu_flags': sorted(_cpu_flags() & {'avx2', 'avx512f', 'avx512_bf16', 'amx_bf16', 'amx_tile'})}
         cfg = dataclasses.replace(cfg, precision=prec)
-        if cfg.warmup is None: cfg = dataclasses.replace(cfg, warmup=cfg.warmup_steps)   # freeze it, so a resume with more steps keeps the schedule
+        if cfg.warmup is None:
+            # freeze it, so a resume with more steps keeps the schedule
+            cfg = dataclasses.replace(cfg, warmup=cfg.warmup_steps)
         if cfg.random_flip is None: cfg = dataclasses.replace(cfg, random_flip=default_flip(cfg.dataset))
-        self.cfg, self.amp = cfg, {'bf16': torch.bfloat16, 'fp16': torch.float16}.get(prec)   # autocast dtype, None for fp32
+        # autocast dtype, None for fp32
+        self.cfg, self.amp = cfg, {'bf16': torch.bfloat16, 'fp16': torch.float16}.get(prec)
         images = _load_data(cfg, images)
         N, C, H, W = images.shape
         self.order, self.sl = DataOrder(N, cfg.batch_size, seed=cfg.seed), rank_slice(cfg.batch_size, self.rank, self.world)
@@ -396,7 +435,8 @@ class Trainer:
         torch.manual_seed(cfg.seed)                                # the initial weights: the same on every rank
         model = self.model = build_model(cfg, in_ch=C, resolution=H)
         if model.config.get('in_ch', C) != C or model.config.get('resolution', H) != H:
-            raise UsageError(f"preset {cfg.preset!r} expects {model.config.get('in_ch')}x{model.config.get('resolution')}px images, the data are {C}x{H}x{W}")
+            raise UsageError(f"preset {cfg.preset!r} expects "
+                             f"{model.config.get('in_ch')}x{model.config.get('resolution')}px images, the data are {C}x{H}x{W}")
         self.diffusion = build_diffusion(diffusion_config(cfg))
         if cfg.init is not None and ck is None: _warm_start(model, cfg.init)
         self.ema = EMA(model, cfg.ema_decay, cfg.ema_warmup, cfg.ema_power)
@@ -404,7 +444,8 @@ class Trainer:
         torch.manual_seed(cfg.seed + 2 + self.rank)               # dropout: each rank its own stream
         if device.type == 'cuda': torch.cuda.manual_seed(cfg.seed + 2 + self.rank)
         model.to(device); self.ema.model.to(device)
-        self.images = images.to(device) if device.type == 'cuda' else images   # the whole uint8 dataset on the GPU: no copies per step
+        # the whole uint8 dataset on the GPU: no copies per step
+        self.images = images.to(device) if device.type == 'cuda' else images
         self.opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=tuple(cfg.adam_betas), eps=cfg.adam_eps, weight_decay=cfg.weight_decay,
                                     fused=True)               # one kernel for all parameters, on the CPU as on a GPU (13_benchmarks)
         self.scaler = torch.amp.GradScaler('cuda', enabled=cfg.precision == 'fp16')
@@ -427,7 +468,8 @@ class Trainer:
         self.elapsed0, self.last_loss = float(st['metrics'].get('elapsed', 0.0)), st['metrics'].get('last_loss')
         rngs = st['rng']
         if len(rngs) == self.world: set_rng_state(rngs[self.rank], self.gen)
-        else:                                                      # a different number of processes: the shared stream continues, dropout is reseeded
+        # a different number of processes: the shared stream continues, dropout is reseeded
+        else:
             self.gen.set_state(rngs[0]['gen']); torch.manual_seed(self.cfg.seed + 2 + self.rank + 1000 * self.step)
         if self.rank == 0: _truncate_jsonl(self.out / 'metrics.jsonl', self.step)
 
@@ -526,7 +568,8 @@ def _stop_code(self:Trainer, stop:dict)->int:
     return code
 
 @patch
-def run_loop(self:Trainer)->dict:   # summary: step, steps_trained, loss, ckpt, out, samples, stopped ('done', 'time', 'signal')
+# summary: step, steps_trained, loss, ckpt, out, samples, stopped ('done', 'time', 'signal')
+def run_loop(self:Trainer)->dict:
     "Train until `steps`, the time budget or a signal: run_step → log → save, then samples.png."
     from tqdm.auto import tqdm
     cfg, out, rank = self.cfg, self.out, self.rank
@@ -547,7 +590,8 @@ def run_loop(self:Trainer)->dict:   # summary: step, steps_trained, loss, ckpt, 
         while self.step < cfg.steps:
             lr = self.lr_now()
             lval = self.forward_backward(*self.next_batch())
-            if self.device.type != 'cuda': self.last_loss = self.checked(lval)   # the CPU stops before a bad step; a GPU at the next sync
+            if self.device.type != 'cuda':
+                self.last_loss = self.checked(lval)   # the CPU stops before a bad step; a GPU at the next sync
             gn = self.optimize(lr)
             self.step += 1; loss_acc += lval; n_log += 1
             if rank == 0 and (self.step % cfg.log_every == 0 or self.step == cfg.steps):

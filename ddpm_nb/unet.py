@@ -76,7 +76,8 @@ class AttnBlock(nn.Module):
 
     def forward(self, x:Tensor)->Tensor:
         B, C, H, W = x.shape
-        h = self.norm(x).flatten(2).transpose(1, 2)                  # [B, HW, C] (a view; contiguous if x is channels_last)
+        # [B, HW, C] (a view; contiguous if x is channels_last)
+        h = self.norm(x).flatten(2).transpose(1, 2)
         q, k, v = self.qkv(h).unsqueeze(1).chunk(3, dim=-1)          # [B, 1, HW, C] each
         h = F.scaled_dot_product_attention(q, k, v).squeeze(1)       # softmax(q kᵀ/√C) v, [B, HW, C]
         return x + self.proj_out(h).transpose(1, 2).unflatten(2, (H, W))
@@ -113,11 +114,14 @@ class MidBlock(nn.Module):
 
 def _check_config(in_ch, ch, ch_mult, num_res_blocks, attn_resolutions, dropout, resolution, out_ch, num_groups):
     for name, v in dict(in_ch=in_ch, ch=ch, num_res_blocks=num_res_blocks, resolution=resolution, out_ch=out_ch, num_groups=num_groups).items():
-        if not isinstance(v, int) or isinstance(v, bool) or v < 1: raise UsageError(f"{name} must be a positive integer, got {v!r}")
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise UsageError(f"{name} must be a positive integer, got {v!r}")
     if not ch_mult or not all(isinstance(m, int) and not isinstance(m, bool) and m >= 1 for m in ch_mult):
         raise UsageError(f"ch_mult must be a non-empty sequence of positive integers, got {ch_mult!r}")
-    if not isinstance(dropout, (int, float)) or not 0 <= dropout < 1: raise UsageError(f"dropout must lie in [0, 1), got {dropout!r}")
-    if ch < 4 or ch % 2: raise UsageError(f"ch must be even and at least 4 (the time embedding is half sines, half cosines), got {ch}")
+    if not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
+        raise UsageError(f"dropout must lie in [0, 1), got {dropout!r}")
+    if ch < 4 or ch % 2:
+        raise UsageError(f"ch must be even and at least 4 (the time embedding is half sines, half cosines), got {ch}")
     bad = sorted(c for c in {ch * m for m in ch_mult} if c % num_groups)
     if bad: raise UsageError(f"num_groups={num_groups} must divide every width ch·ch_mult[i]; it does not divide {bad}")
     L = len(ch_mult)
@@ -212,11 +216,13 @@ class UNet(nn.Module):
         "Shape and dtype checks only (no host sync): t's range is the diffusion's business."
         r, C = self.resolution, self.in_ch
         if not isinstance(x, Tensor) or not x.is_floating_point():
-            raise TypeError(f"x must be a float tensor [B, {C}, {r}, {r}], got {x.dtype if isinstance(x, Tensor) else type(x).__name__}")
+            raise TypeError(f"x must be a float tensor [B, {C}, {r}, {r}], got "
+                            f"{x.dtype if isinstance(x, Tensor) else type(x).__name__}")
         if x.ndim != 4 or x.shape[1] != C or x.shape[2] != r or x.shape[3] != r:
             raise UsageError(f"x must have shape [B, {C}, {r}, {r}], got {list(x.shape)}")
         if not isinstance(t, Tensor) or t.device != x.device: t = torch.as_tensor(t, device=x.device)
-        if t.dtype == torch.bool or t.is_complex(): raise TypeError(f"t must hold integer timesteps, got dtype {t.dtype}")
+        if t.dtype == torch.bool or t.is_complex():
+            raise TypeError(f"t must hold integer timesteps, got dtype {t.dtype}")
         if t.ndim == 0: t = t.expand(x.shape[0])
         if t.ndim != 1 or t.shape[0] != x.shape[0]:
             raise UsageError(f"t must have shape [B] = [{x.shape[0]}] to match x, got {list(t.shape)}")
@@ -229,7 +235,8 @@ PRESETS = {
     'cifar10':       dict(in_ch=3, ch=128, ch_mult=(1, 2, 2, 2), num_res_blocks=2, attn_resolutions=(16,), dropout=0.1, resolution=32),
     'celebahq256':   dict(in_ch=3, ch=128, ch_mult=(1, 1, 2, 2, 4, 4), num_res_blocks=2, attn_resolutions=(16,), dropout=0.0, resolution=256),
 }
-PRESETS['lsun256'] = dict(PRESETS['celebahq256'])   # the paper's LSUN church/bedroom/cat models share the 256×256 configuration
+# the paper's LSUN church/bedroom/cat models share the 256×256 configuration
+PRESETS['lsun256'] = dict(PRESETS['celebahq256'])
 
 @patch(cls_method=True)
 def from_preset(cls:UNet,
@@ -311,7 +318,8 @@ def _from_diffusers_config(dc:Mapping)->dict:
         raise UsageError(f"up_block_types {up} must mirror the attention of down_block_types {down}")
     ahd = dc['attention_head_dim']
     if ahd is not None and any(ahd != c for c in [c for c, a in zip(boc, attn) if a] + [boc[-1]]):
-        raise UsageError(f"attention_head_dim={ahd} splits attention into several heads; the DDPM U-Net has one (attention_head_dim=None)")
+        raise UsageError(f"attention_head_dim={ahd} splits attention into several heads; the DDPM U-Net has one "
+                         f"(attention_head_dim=None)")
     r = dc['sample_size']
     if r is None: raise UsageError("the diffusers config lacks sample_size (the image side)")
     if not isinstance(r, int):
@@ -323,9 +331,11 @@ def _from_diffusers_config(dc:Mapping)->dict:
 
 def _config_from_state_dict(sd:Mapping, resolution:int|None, num_groups:int=32, dropout:float=0.0)->dict:
     if 'conv_in.weight' not in sd or 'down_blocks.0.resnets.0.conv1.weight' not in sd:
-        raise UsageError("not a diffusers UNet2DModel state dict: no 'conv_in.weight' / 'down_blocks.0.resnets.0.conv1.weight'")
+        raise UsageError("not a diffusers UNet2DModel state dict: no 'conv_in.weight' / "
+                         "'down_blocks.0.resnets.0.conv1.weight'")
     if resolution is None:
-        raise UsageError("a bare state dict does not say the image size: pass resolution= (e.g. 32), or the diffusers config")
+        raise UsageError("a bare state dict does not say the image size: pass resolution= (e.g. 32), or the "
+                         "diffusers config")
     L = 1 + max(int(k.split('.')[1]) for k in sd if k.startswith('down_blocks.'))
     boc = [sd[f'down_blocks.{i}.resnets.0.conv1.weight'].shape[0] for i in range(L)]
     nrb = 1 + max(int(k.split('.')[3]) for k in sd if k.startswith('down_blocks.0.resnets.'))
@@ -370,18 +380,24 @@ def from_diffusers(cls:UNet,
         cfg = _config_from_state_dict(sd, resolution, overrides.get('num_groups', 32), overrides.get('dropout', 0.0))
     elif 'block_out_channels' in config: cfg = _from_diffusers_config(config)
     elif 'ch_mult' in config: cfg = dict(config)
-    else: raise UsageError(f"config must be a diffusers UNet2DModel config or a UNet.config, got keys {sorted(config)[:6]}")
+    else:
+        raise UsageError(f"config must be a diffusers UNet2DModel config or a UNet.config, got keys "
+                         f"{sorted(config)[:6]}")
     model = cls(**{**cfg, **overrides})
     ours, used = {}, set()
     for o, d in _diffusers_pairs(model):
         for p in ('weight', 'bias'):
             names = [f'{d}.{p}'] if isinstance(d, str) else [f'{n}.{p}' for n in d]
             missing = [n for n in names if n not in sd]
-            if missing: raise UsageError(f"the diffusers state dict lacks {missing[0]!r}: its layout does not match {cfg}")
+            if missing:
+                raise UsageError(f"the diffusers state dict lacks {missing[0]!r}: its layout does not match {cfg}")
             ours[f'{o}.{p}'] = sd[names[0]] if len(names) == 1 else torch.cat([sd[n] for n in names])
             used.update(names)
     extra = sorted(set(sd) - used)
-    if extra: raise UsageError(f"the diffusers state dict has {len(extra)} weights this U-Net has no place for, e.g. {extra[0]!r}")
+    if extra:
+        raise UsageError(f"the diffusers state dict has {len(extra)} weights this U-Net has no place for, e.g. "
+                         f"{extra[0]!r}")
     try: model.load_state_dict(ours, strict=True)
-    except RuntimeError as e: raise UsageError(f"the diffusers weights do not fit {cfg}: {str(e).strip().splitlines()[-1].strip()}") from None
+    except RuntimeError as e:
+        raise UsageError(f"the diffusers weights do not fit {cfg}: {str(e).strip().splitlines()[-1].strip()}") from None
     return model

@@ -34,13 +34,16 @@ def forward_view(
     "x_t = √ᾱ_t x_0 + √(1−ᾱ_t) ε at one timestep index `t`, with ᾱ_t and SNR_t = ᾱ_t/(1−ᾱ_t)."
     S = _schedule(schedule)
     if not isinstance(x0, Tensor) or x0.ndim not in (3, 4) or not x0.is_floating_point():
-        raise UsageError(f"x0 must be a float image [C, H, W] or batch [B, C, H, W], got {type(x0).__name__} of shape {tuple(getattr(x0, 'shape', ()))}")
+        raise UsageError(f"x0 must be a float image [C, H, W] or batch [B, C, H, W], got {type(x0).__name__} of shape "
+                         f"{tuple(getattr(x0, 'shape', ()))}")
     if isinstance(t, Tensor): t = int(t.item()) if t.numel() == 1 and not t.is_floating_point() else t
-    if isinstance(t, bool) or not isinstance(t, (int, np.integer)): raise TypeError(f"t must be an integer timestep index, got {t!r}")
+    if isinstance(t, bool) or not isinstance(t, (int, np.integer)):
+        raise TypeError(f"t must be an integer timestep index, got {t!r}")
     t = int(t)
     if not 0 <= t < S.T: raise UsageError(f"t must be a 0-based index in [0, {S.T}), got {t}")
     if noise is None: noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype)
-    if noise.shape != x0.shape: raise UsageError(f"noise must have the shape of x0 {tuple(x0.shape)}, got {tuple(noise.shape)}")
+    if noise.shape != x0.shape:
+        raise UsageError(f"noise must have the shape of x0 {tuple(x0.shape)}, got {tuple(noise.shape)}")
     xb, nb = (x0, noise) if x0.ndim == 4 else (x0[None], noise[None])
     xt = q_sample(S, xb, torch.full((xb.shape[0],), t, dtype=torch.long), nb.to(xb))
     return dict(xt=xt if x0.ndim == 4 else xt[0], abar=S.alphas_cumprod[t].item(), snr=S.snr[t].item(), noise=noise, t=t)
@@ -93,7 +96,8 @@ def record_trajectory(
     device=None,              # where to sample (default: the model's device, else CPU)
 )->dict:                      # t [K] (0-based indices of x_t), orig_t [K], abar [K], x_t and pred_xstart [K, B, C, H, W], x0 [B, C, H, W]
     "Run ancestral sampling and keep (x_t, x̂_0) at every `every`-th step, on the CPU, for `trajectory_frame`."
-    if isinstance(every, bool) or not isinstance(every, int) or every < 1: raise UsageError(f"every must be a positive integer, got {every!r}")
+    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+        raise UsageError(f"every must be a positive integer, got {every!r}")
     T = diffusion.num_timesteps
     keep = set(range(T - 1, -1, -every)) | {0}
     noise = torch.randn(tuple(shape), generator=generator, device=generator.device if generator is not None else (device or 'cpu'))
@@ -113,7 +117,8 @@ def trajectory_frame(
 )->dict:           # t, orig_t, abar (numbers), x_t, pred_xstart [B, C, H, W], grid (uint8 [C, H', W']: x_t above x̂_0)
     "Frame `i` of a recorded trajectory: x_t and x̂_0 at that step, and a uint8 grid with x_t in the top row, x̂_0 below."
     K = len(traj['t'])
-    if isinstance(i, bool) or not isinstance(i, (int, np.integer)): raise TypeError(f"i must be an integer frame number, got {i!r}")
+    if isinstance(i, bool) or not isinstance(i, (int, np.integer)):
+        raise TypeError(f"i must be an integer frame number, got {i!r}")
     if not 0 <= i < K: raise UsageError(f"i must be a frame number in [0, {K}), got {i}")
     xt, px = traj['x_t'][i], traj['pred_xstart'][i]
     return dict(t=int(traj['t'][i]), orig_t=int(traj['orig_t'][i]), abar=float(traj['abar'][i]), x_t=xt, pred_xstart=px,
