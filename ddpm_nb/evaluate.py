@@ -214,6 +214,8 @@ def plot_quality(
         rows = [r for r in rows if r['elapsed'] is not None]
         ax.plot([r['elapsed'] / 60 for r in rows], [r[key] for r in rows], 'o-', label=label)
     ax.set_xlabel('minutes of training'); ax.set_ylabel(key.upper().replace('_MEAN', '')); ax.set_yscale('log'); ax.legend(fontsize=8)
+    from matplotlib.ticker import FormatStrFormatter
+    for f in (ax.yaxis.set_major_formatter, ax.yaxis.set_minor_formatter): f(FormatStrFormatter('%g'))   # 120, not 1.2×10²
     ax.grid(alpha=0.3); fig.tight_layout()
     if path is not None: fig.savefig(path, dpi=80)
     return fig
