@@ -4,10 +4,11 @@
 
 # %% ../nbs/10_cli.ipynb #db21730e
 from __future__ import annotations
-import errno, json as _json, math, os, sys, time
+import argparse, errno, json as _json, math, os, sys, time
 from pathlib import Path
 import torch
-from fastcore.script import anno_parser
+from fastcore.script import Param
+from fastcore.docments import docments
 from .checkpoint import CheckpointError, load_model, load_checkpoint, latest_checkpoint
 from .sample import sample
 from .train import TrainConfig, train, merge_resume, pick_device, NonFiniteLossError
@@ -25,15 +26,19 @@ def _user_errors():
     # a ValueError or TypeError from inside torch or from a bug of ours is neither, and keeps its traceback
     return (UsageError, CheckpointError, DataUnavailableError, FileNotFoundError, FileExistsError, NotADirectoryError, PermissionError)
 
+class _Parser(argparse.ArgumentParser):
+    "argparse with its errors as one line (and exit status 2)."
+    def error(self, message): print(f'{self.prog}: error: {message}', file=sys.stderr); sys.exit(2)
+
 def _parser(func, prog:str):
-    "fastcore's `anno_parser` for `func`, with dashed option names and one-line errors."
-    p = anno_parser(func, prog=prog)
-    for a in p._actions:
-        dashed = [o.replace('_', '-') if o.startswith('--') else o for o in a.option_strings]
-        for o in dashed: p._option_string_actions[o] = a      # the underscore spelling stays registered too
-        a.option_strings = dashed
-    def error(msg): print(f'{prog}: error: {msg}', file=sys.stderr); sys.exit(2)
-    p.error = error
+    "An argument parser for `func`: an option per parameter, dashed (`--batch-size`), read by fastcore's `Param` from its docments."
+    fmt = lambda prog: argparse.HelpFormatter(prog, max_help_position=30, width=120)
+    p = _Parser(description=func.__doc__, prog=prog, formatter_class=fmt, allow_abbrev=False)
+    for k, v in docments(func, full=True, returns=False, eval_str=True).items():
+        param = Param(v.docment, v.anno)
+        param.set_default(v.default)                          # a bool that defaults to True becomes --no-<name>
+        name = ('no-' if param.negated else '') + k.replace('_', '-')
+        p.add_argument(f'--{name}', **{**param.kwargs, 'dest': k})
     return p
 
 def _json_safe(v):
@@ -62,7 +67,6 @@ def run_cli(
 )->int:                    # the exit status: 0 ok, 1 user error, 2 bad arguments, 3 NaN/inf loss, 130 interrupted
     "Parse `argv` for `func`, run it, print the summary (one JSON line with --json); user errors become one line on stderr."
     args = vars(_parser(func, prog).parse_args(sys.argv[1:] if argv is None else argv))
-    args.pop('pdb', None); args.pop('xtra', None)
     debug = os.environ.get('DDPM_NB_DEBUG', '') not in ('', '0')
     try: res = func(**args)
     except NonFiniteLossError as e:
