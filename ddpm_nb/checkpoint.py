@@ -143,8 +143,10 @@ def build_diffusion(dcfg:dict):
                               + (f"; unknown {', '.join(sorted(got - set(DIFFUSION_KEYS)))}" if got - set(DIFFUSION_KEYS) else ''))
     from ddpm_nb.diffusion import GaussianDiffusion
     from ddpm_nb.schedules import get_beta_schedule
-    betas = get_beta_schedule(dcfg['beta_schedule'], dcfg['T'], beta_start=dcfg['beta_start'], beta_end=dcfg['beta_end'])
-    return GaussianDiffusion(betas, model_mean_type=dcfg['model_mean_type'], model_var_type=dcfg['model_var_type'], loss_type=dcfg['loss_type'])
+    betas = get_beta_schedule(dcfg['beta_schedule'], dcfg['T'], beta_start=dcfg['beta_start'],
+                              beta_end=dcfg['beta_end'])
+    return GaussianDiffusion(betas, model_mean_type=dcfg['model_mean_type'], model_var_type=dcfg['model_var_type'],
+                             loss_type=dcfg['loss_type'])
 
 def model_from_config(mcfg:dict)->nn.Module:
     "Rebuild the network from the 'model' section of config.json."

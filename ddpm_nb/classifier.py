@@ -22,7 +22,8 @@ __all__ = ['FMNIST_CLASSES', 'WEIGHTS_DIR', 'FMNIST_CLASSIFIER_PATH', 'FMNISTCla
            'InceptionUnavailableError', 'inception_features', 'inception_fid']
 
 # %% ../nbs/12_classifier.ipynb #a2d95965
-FMNIST_CLASSES = ('T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot')
+FMNIST_CLASSES = ('T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag',
+                  'Ankle boot')
 
 class FMNISTClassifier(nn.Module):
     "A small CNN for Fashion-MNIST images [B, 1, 28, 28] in [-1, 1]: conv blocks, a `feat_dim` feature layer, class logits."
@@ -193,7 +194,8 @@ def fmnist_features(
     was = model.training; model.eval()
     out = [model.features(x[i:i + batch_size].to(dev)).double().cpu() for i in range(0, len(x), batch_size)]
     model.train(was)
-    return torch.cat(out) if out else torch.zeros(0, model.config['feat_dim'] if hasattr(model, 'config') else 0, dtype=torch.float64)
+    return torch.cat(out) if out else torch.zeros(0, model.config['feat_dim'] if hasattr(model, 'config') else 0,
+                                                  dtype=torch.float64)
 
 # %% ../nbs/12_classifier.ipynb #0dd61bd4
 class InceptionUnavailableError(RuntimeError):
@@ -267,4 +269,5 @@ def inception_fid(
     device='cpu',      # where to run the network
 )->float:              # FID in Inception-v3 pool3 space (comparable with published FIDs at equal N)
     "FID between two image sets with Inception-v3 features (optional dependency; a clear error when unavailable)."
-    return fid_from_features(inception_features(images_a, batch_size, device), inception_features(images_b, batch_size, device))
+    return fid_from_features(inception_features(images_a, batch_size, device),
+                             inception_features(images_b, batch_size, device))

@@ -24,7 +24,8 @@ def _user_errors():
     from ddpm_nb.data import DataUnavailableError
     # raised on purpose for what the user asked (UsageError, the checkpoint and data errors) or for the paths they gave;
     # a ValueError or TypeError from inside torch or from a bug of ours is neither, and keeps its traceback
-    return (UsageError, CheckpointError, DataUnavailableError, FileNotFoundError, FileExistsError, NotADirectoryError, PermissionError)
+    return (UsageError, CheckpointError, DataUnavailableError, FileNotFoundError, FileExistsError, NotADirectoryError,
+            PermissionError)
 
 class _Parser(argparse.ArgumentParser):
     "argparse with its errors as one line (and exit status 2)."
@@ -91,7 +92,8 @@ def run_cli(
 DEFAULT_MINUTES = 15.0
 # the paper's own configurations keep its recipe by default
 PAPER_RECIPE_PRESETS = ('cifar10', 'celebahq256', 'lsun256')
-PRESET_DATASETS = {'tiny': 'fashion_mnist', 'fashion_mnist': 'fashion_mnist', 'cifar10': 'cifar10', 'celebahq256': 'celebahq'}
+PRESET_DATASETS = {'tiny': 'fashion_mnist', 'fashion_mnist': 'fashion_mnist', 'cifar10': 'cifar10',
+                   'celebahq256': 'celebahq'}
 
 def train_main(
     preset:str=None,        # UNet preset: tiny, fashion_mnist, cifar10, celebahq256 (default: fashion_mnist)
@@ -136,7 +138,8 @@ def train_main(
     if last is not None:
         if steps is not None and minutes is None:
             given['minutes'] = None      # a new --steps target is not cut short by an old budget
-        cfg = merge_resume(load_checkpoint(last, state=False)['config']['train'], {**given, 'recipe': recipe, 'out': str(run)})
+        cfg = merge_resume(load_checkpoint(last, state=False)['config']['train'],
+                           {**given, 'recipe': recipe, 'out': str(run)})
     else:
         p = preset or 'fashion_mnist'
         if 'dataset' not in given:
@@ -280,7 +283,8 @@ def eval_main(
     _check_args(ckpt, n, batch_size, seed, sampler, n_min=2, what='a run directory (every checkpoint is scored), a '
                                                                   'checkpoint directory, or a shipped model name')
     if plot is not None: plot = _output_path(plot, ('.png',), '--plot')
-    rows = score_run(ckpt, n=n, sampler=sampler, steps=steps, last_only=last, seed=seed, device=pick_device(device), batch_size=batch_size)
+    rows = score_run(ckpt, n=n, sampler=sampler, steps=steps, last_only=last, seed=seed, device=pick_device(device),
+                     batch_size=batch_size)
     if plot is not None: plot_quality({str(ckpt): rows}, plot)
     mins = lambda r: '?' if r['elapsed'] is None else f"{r['elapsed'] / 60:.1f}"
     lines = [f"{Path(r['ckpt']).name}: step {r['step']}, {mins(r)} min, FID {r['fid']:.2f}, KID "

@@ -418,7 +418,8 @@ def load_images(
     if not p.is_absolute():
         for r in data_roots(root):
             if (r/p).exists(): return _load_local(r/p, split, size)
-    looks_local = src.startswith(('.', '/', '~')) or p.suffix.lower() in _IMG_EXTS | {'.parquet', '.gz', '.idx', '.arrow'}
+    looks_local = src.startswith(('.', '/', '~')) or p.suffix.lower() in _IMG_EXTS | {'.parquet', '.gz', '.idx',
+                                                                                      '.arrow'}
     if _HUB_ID.match(src) and not looks_local:
         return _load_hub(src, split, size, cache_dir, note='' if '/' in src else f" and there is no local path {src!r}")
     raise FileNotFoundError(f"no such file or directory: {src!r}")

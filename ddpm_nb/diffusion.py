@@ -235,7 +235,8 @@ def p_sample(self:GaussianDiffusion,
     if noise is None: noise = _randn(x.shape, x.dtype, x.device, generator)
     else: _check_like(noise, x, 'noise', 'x')
     nonzero = (t != 0).to(x.dtype).reshape(x.shape[0], *((1,) * (x.ndim - 1)))
-    return dict(sample=out['mean'] + nonzero * torch.exp(0.5 * out['log_variance']) * noise, pred_xstart=out['pred_xstart'])
+    return dict(sample=out['mean'] + nonzero * torch.exp(0.5 * out['log_variance']) * noise,
+                pred_xstart=out['pred_xstart'])
 
 @patch
 def _start_loop(self:GaussianDiffusion, model, shape, noise, device, dtype, generator):
@@ -285,7 +286,8 @@ def p_sample_loop_progressive(self:GaussianDiffusion,
 ):                              # yields dict(sample, pred_xstart, t, xt) after each step
     "Ancestral sampling (Algorithm 2), yielding each step's x_{t-1} and x̂_0."
     img = self._start_loop(model, shape, noise, device, dtype, generator)
-    step = lambda x, t, z: self.p_sample(model, x, t, clip_denoised, denoised_fn, model_kwargs, noise=z, generator=generator)
+    step = lambda x, t, z: self.p_sample(model, x, t, clip_denoised, denoised_fn, model_kwargs, noise=z,
+                                         generator=generator)
     yield from self.reverse_steps(img, step, progress)
 
 @patch
@@ -349,7 +351,8 @@ def ddim_sample_loop_progressive(self:GaussianDiffusion,
     "DDIM sampling, yielding dict(sample, pred_xstart, t, xt) after each step."
     if not eta >= 0: raise UsageError(f"eta must be >= 0, got {eta!r}")
     img = self._start_loop(model, shape, noise, device, dtype, generator)
-    step = lambda x, t, z: self.ddim_sample(model, x, t, clip_denoised, denoised_fn, model_kwargs, eta, noise=z, generator=generator)
+    step = lambda x, t, z: self.ddim_sample(model, x, t, clip_denoised, denoised_fn, model_kwargs, eta, noise=z,
+                                            generator=generator)
     yield from self.reverse_steps(img, step, progress)
 
 @patch

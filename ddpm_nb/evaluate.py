@@ -120,7 +120,8 @@ def rate_distortion(
         if isinstance(stride, bool) or not isinstance(stride, int) or not 1 <= stride < T:
             raise UsageError(f"stride must be an int in [1, {T - 1}], got {stride!r}")
         idx, w = _systematic(T, stride, generator)
-        vb, mse = _terms(diffusion, model, x0.repeat(len(idx), *([1] * (x0.ndim - 1))), idx.repeat_interleave(B), generator, batch_size, clip_denoised)
+        vb, mse = _terms(diffusion, model, x0.repeat(len(idx), *([1] * (x0.ndim - 1))), idx.repeat_interleave(B),
+                         generator, batch_size, clip_denoised)
         vb, mse, prior = vb.view(len(idx), B).T, mse.view(len(idx), B).T, diffusion.prior_bpd(x0).double().cpu()
     bits = vb.mean(0) * w                                          # [M]: the bits each evaluated term stands for
     # L_T + the bits of all later-sent terms (indices > j)
@@ -215,7 +216,8 @@ def plot_quality(
         ax.plot([r['elapsed'] / 60 for r in rows], [r[key] for r in rows], 'o-', label=label)
     ax.set_xlabel('minutes of training'); ax.set_ylabel(key.upper().replace('_MEAN', '')); ax.set_yscale('log'); ax.legend(fontsize=8)
     from matplotlib.ticker import FormatStrFormatter
-    for f in (ax.yaxis.set_major_formatter, ax.yaxis.set_minor_formatter): f(FormatStrFormatter('%g'))   # 120, not 1.2×10²
+    for f in (ax.yaxis.set_major_formatter, ax.yaxis.set_minor_formatter):
+        f(FormatStrFormatter('%g'))   # 120, not 1.2×10²
     ax.grid(alpha=0.3); fig.tight_layout()
     if path is not None: fig.savefig(path, dpi=80)
     return fig

@@ -58,7 +58,8 @@ def fid_from_features(
     f1, f2 = _features_2d(f1, 'f1'), _features_2d(f2, 'f2')
     if f1.shape[1] != f2.shape[1]:
         raise UsageError(f"f1 and f2 must have the same feature dimension, got {f1.shape[1]} and {f2.shape[1]}")
-    return frechet_distance(f1.mean(0), torch.cov(f1.T).reshape(f1.shape[1], -1), f2.mean(0), torch.cov(f2.T).reshape(f2.shape[1], -1))
+    return frechet_distance(f1.mean(0), torch.cov(f1.T).reshape(f1.shape[1], -1), f2.mean(0),
+                            torch.cov(f2.T).reshape(f2.shape[1], -1))
 
 # %% ../nbs/12a_metrics.ipynb #1511b425
 def _poly_mmd2(a:Tensor, b:Tensor)->Tensor:

@@ -90,8 +90,10 @@ class _Oracle:
     def __init__(self, diffusion, mean_type=None, var_type=None):
         self.S = _schedule_of(diffusion)
         self._D = GaussianDiffusion(self.S.betas)                              # for its parameterization conversions
-        self.mean_type = _name(mean_type if mean_type is not None else getattr(diffusion, 'model_mean_type', None), 'eps')
-        self.var_type = _name(var_type if var_type is not None else getattr(diffusion, 'model_var_type', None), 'fixedlarge')
+        self.mean_type = _name(mean_type if mean_type is not None else getattr(diffusion, 'model_mean_type', None),
+                               'eps')
+        self.var_type = _name(var_type if var_type is not None else getattr(diffusion, 'model_var_type', None),
+                              'fixedlarge')
         if self.mean_type not in MEAN_TYPES:
             raise UsageError(f"mean_type must be one of {MEAN_TYPES}, got {self.mean_type!r}")
         if self.var_type not in VAR_TYPES:
@@ -126,7 +128,8 @@ class _Oracle:
         c1 = extract(S.posterior_mean_coef1, t, x)
         logvar = (extract(S.posterior_variance, t, x) + c1 ** 2 * v0).clamp_min(1e-30).log()   # log Var(x_{t-1} | x_t)
         if self.var_type == 'learned_range':
-            logvar = torch.minimum(torch.maximum(logvar, extract(S.posterior_log_variance_clipped, t, x)), extract(S.betas.log(), t, x))
+            logvar = torch.minimum(torch.maximum(logvar, extract(S.posterior_log_variance_clipped, t, x)),
+                                   extract(S.betas.log(), t, x))
         return logvar
 
 class GaussianOracle(_Oracle):

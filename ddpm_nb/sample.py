@@ -252,7 +252,8 @@ def xstart_from_xt(
     for t in ts:
         tt = torch.tensor([t], device=x0.device)
         xt = d.q_sample(x0[None], tt, noise=_noise((1, *x0.shape), generator, x0.device, x0.dtype))
-        s = denoise_from(model, d, xt.expand(draws, *x0.shape).contiguous(), t, None if steps is None else min(steps, t + 1), generator=generator)
+        s = denoise_from(model, d, xt.expand(draws, *x0.shape).contiguous(), t,
+                         None if steps is None else min(steps, t + 1), generator=generator)
         xts.append(xt[0].cpu()); samples.append(s.clamp(-1, 1).cpu())
     samples = torch.stack(samples)
     spread = samples.std(1).mean(dim=(-1, -2, -3)) * 127.5
@@ -312,11 +313,13 @@ def sample_quality(
     for name in names:
         for s in steps:
             t0 = time.time()
-            x = sample(model, diffusion, n, name, s, eta, torch.Generator().manual_seed(seed), shape=shape, batch_size=batch_size)
+            x = sample(model, diffusion, n, name, s, eta, torch.Generator().manual_seed(seed), shape=shape,
+                       batch_size=batch_size)
             sec = time.time() - t0
             f = feature_fn(x)
             km, ks = kid_from_features(f, fref, subset_size=kid_subset_size)
-            rows.append(dict(name=name, steps=s, n=n, fid=fid_from_features(f, fref), kid_mean=km, kid_std=ks, seconds=sec))
+            rows.append(dict(name=name, steps=s, n=n, fid=fid_from_features(f, fref), kid_mean=km, kid_std=ks,
+                             seconds=sec))
     return rows
 
 def quality_table(rows:list)->str:

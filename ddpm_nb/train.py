@@ -183,7 +183,8 @@ class EMA:
         for e, b in zip(self.model.buffers(), model.buffers(), strict=True): e.copy_(b)
         self.num_updates += 1
 
-    def state_dict(self)->dict: return {'decay': self.decay, 'warmup': self.warmup, 'power': self.power, 'num_updates': self.num_updates}
+    def state_dict(self)->dict: return {'decay': self.decay, 'warmup': self.warmup, 'power': self.power,
+                                        'num_updates': self.num_updates}
     def load_state_dict(self, d:dict):
         self.decay, self.warmup, self.num_updates = float(d['decay']), bool(d['warmup']), int(d['num_updates'])
         self.power = None if d.get('power') is None else float(d['power'])
@@ -251,7 +252,8 @@ def diffusion_config(cfg:TrainConfig)->dict:
 class NonFiniteLossError(RuntimeError):
     "The training loss became NaN or inf."
 
-RUN_KEYS = ('steps', 'minutes', 'save_every', 'keep', 'log_every', 'sample_every', 'sample_n', 'sampler', 'sample_steps', 'device', 'precision', 'compile', 'deterministic', 'out')
+RUN_KEYS = ('steps', 'minutes', 'save_every', 'keep', 'log_every', 'sample_every', 'sample_n', 'sampler',
+            'sample_steps', 'device', 'precision', 'compile', 'deterministic', 'out')
 
 def _dist_info(device:str='auto'):
     import torch.distributed as dist
@@ -430,7 +432,8 @@ class Trainer:
         self.cfg, self.amp = cfg, {'bf16': torch.bfloat16, 'fp16': torch.float16}.get(prec)
         images = _load_data(cfg, images)
         N, C, H, W = images.shape
-        self.order, self.sl = DataOrder(N, cfg.batch_size, seed=cfg.seed), rank_slice(cfg.batch_size, self.rank, self.world)
+        self.order, self.sl = DataOrder(N, cfg.batch_size, seed=cfg.seed), rank_slice(cfg.batch_size, self.rank,
+                                                                                      self.world)
 
         torch.manual_seed(cfg.seed)                                # the initial weights: the same on every rank
         model = self.model = build_model(cfg, in_ch=C, resolution=H)
@@ -456,7 +459,8 @@ class Trainer:
             from torch.nn.parallel import DistributedDataParallel as DDP
             self.net = DDP(model, device_ids=[device.index] if device.type == 'cuda' else None)
         self.fwd = torch.compile(self.net) if cfg.compile else self.net
-        self.config = make_config(cfg, model, {'name': cfg.dataset, 'split': cfg.split, 'n': N, 'shape': [C, H, W]}, machine)
+        self.config = make_config(cfg, model, {'name': cfg.dataset, 'split': cfg.split, 'n': N, 'shape': [C, H, W]},
+                                  machine)
 
     def _restore(self, ck):
         "Weights, EMA, optimizer, scaler, data position and random states from a checkpoint."
@@ -517,7 +521,8 @@ def optimize(self:Trainer, lr:float)->Tensor:
     "Clip the gradient norm, one (fused) Adam step at `lr`, the EMA update; returns the gradient norm."
     for g_ in self.opt.param_groups: g_['lr'] = lr
     self.scaler.unscale_(self.opt)
-    gn = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip if self.cfg.grad_clip > 0 else float('inf'))
+    gn = torch.nn.utils.clip_grad_norm_(self.model.parameters(),
+                                        self.cfg.grad_clip if self.cfg.grad_clip > 0 else float('inf'))
     self.scaler.step(self.opt); self.scaler.update()
     self.ema.update(self.model)
     return gn
@@ -585,7 +590,8 @@ def run_loop(self:Trainer)->dict:
     self.t_start, t_log, n_log = time.time(), time.perf_counter(), 0
     loss_acc = torch.zeros((), device=self.device)
     self.ckpt, stopped, step0 = latest_checkpoint(out), 'done', self.step
-    bar = tqdm(total=cfg.steps, initial=self.step, disable=not self.progress or rank != 0, dynamic_ncols=True, desc='train')
+    bar = tqdm(total=cfg.steps, initial=self.step, disable=not self.progress or rank != 0, dynamic_ncols=True,
+               desc='train')
     try:
         while self.step < cfg.steps:
             lr = self.lr_now()

@@ -113,7 +113,8 @@ class MidBlock(nn.Module):
     def forward(self, h:Tensor, temb:Tensor)->Tensor: return self.block_2(self.attn_1(self.block_1(h, temb)), temb)
 
 def _check_config(in_ch, ch, ch_mult, num_res_blocks, attn_resolutions, dropout, resolution, out_ch, num_groups):
-    for name, v in dict(in_ch=in_ch, ch=ch, num_res_blocks=num_res_blocks, resolution=resolution, out_ch=out_ch, num_groups=num_groups).items():
+    for name, v in dict(in_ch=in_ch, ch=ch, num_res_blocks=num_res_blocks, resolution=resolution, out_ch=out_ch,
+                        num_groups=num_groups).items():
         if not isinstance(v, int) or isinstance(v, bool) or v < 1:
             raise UsageError(f"{name} must be a positive integer, got {v!r}")
     if not ch_mult or not all(isinstance(m, int) and not isinstance(m, bool) and m >= 1 for m in ch_mult):
@@ -258,20 +259,24 @@ def _res_pairs(o, d, blk):
     return ps + ([(f'{o}.shortcut', f'{d}.conv_shortcut')] if blk.shortcut is not None else [])
 
 def _attn_pairs(o, d):
-    return [(f'{o}.norm', f'{d}.group_norm'), (f'{o}.qkv', [f'{d}.to_q', f'{d}.to_k', f'{d}.to_v']), (f'{o}.proj_out', f'{d}.to_out.0')]
+    return [(f'{o}.norm', f'{d}.group_norm'), (f'{o}.qkv', [f'{d}.to_q', f'{d}.to_k', f'{d}.to_v']),
+            (f'{o}.proj_out', f'{d}.to_out.0')]
 
 def _diffusers_pairs(m:UNet)->list:
     "(our module name, diffusers module name, or the [q, k, v] names) for every module with parameters."
     L = len(m.down)
-    ps = [('conv_in', 'conv_in'), ('temb.dense0', 'time_embedding.linear_1'), ('temb.dense1', 'time_embedding.linear_2')]
+    ps = [('conv_in', 'conv_in'), ('temb.dense0', 'time_embedding.linear_1'),
+          ('temb.dense1', 'time_embedding.linear_2')]
     for side, levels in (('down', m.down), ('up', m.up)):
         for i, level in enumerate(levels):
             d = f'down_blocks.{i}' if side == 'down' else f'up_blocks.{L - 1 - i}'
             for j, blk in enumerate(level.blocks): ps += _res_pairs(f'{side}.{i}.blocks.{j}', f'{d}.resnets.{j}', blk)
             for j in range(len(level.attns)): ps += _attn_pairs(f'{side}.{i}.attns.{j}', f'{d}.attentions.{j}')
             if level.resample is not None:
-                ps.append((f'{side}.{i}.resample.conv', f'{d}.{"downsamplers" if side == "down" else "upsamplers"}.0.conv'))
-    ps += _res_pairs('mid.block_1', 'mid_block.resnets.0', m.mid.block_1) + _attn_pairs('mid.attn_1', 'mid_block.attentions.0')
+                ps.append((f'{side}.{i}.resample.conv',
+                           f'{d}.{"downsamplers" if side == "down" else "upsamplers"}.0.conv'))
+    ps += _res_pairs('mid.block_1', 'mid_block.resnets.0', m.mid.block_1) + _attn_pairs('mid.attn_1',
+                                                                                        'mid_block.attentions.0')
     ps += _res_pairs('mid.block_2', 'mid_block.resnets.1', m.mid.block_2)
     return ps + [('norm_out', 'conv_norm_out'), ('conv_out', 'conv_out')]
 

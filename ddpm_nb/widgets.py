@@ -46,7 +46,8 @@ def forward_view(
         raise UsageError(f"noise must have the shape of x0 {tuple(x0.shape)}, got {tuple(noise.shape)}")
     xb, nb = (x0, noise) if x0.ndim == 4 else (x0[None], noise[None])
     xt = q_sample(S, xb, torch.full((xb.shape[0],), t, dtype=torch.long), nb.to(xb))
-    return dict(xt=xt if x0.ndim == 4 else xt[0], abar=S.alphas_cumprod[t].item(), snr=S.snr[t].item(), noise=noise, t=t)
+    return dict(xt=xt if x0.ndim == 4 else xt[0], abar=S.alphas_cumprod[t].item(), snr=S.snr[t].item(), noise=noise,
+                t=t)
 
 # %% ../nbs/11_widgets.ipynb #f1b70800
 def _png(u8:Tensor, scale:int=4)->bytes:
@@ -100,9 +101,11 @@ def record_trajectory(
         raise UsageError(f"every must be a positive integer, got {every!r}")
     T = diffusion.num_timesteps
     keep = set(range(T - 1, -1, -every)) | {0}
-    noise = torch.randn(tuple(shape), generator=generator, device=generator.device if generator is not None else (device or 'cpu'))
+    noise = torch.randn(tuple(shape), generator=generator,
+                        device=generator.device if generator is not None else (device or 'cpu'))
     ts, xs, x0s = [], [], []
-    for out in diffusion.p_sample_loop_progressive(model, tuple(shape), noise=noise, clip_denoised=clip_denoised, generator=generator, device=device):
+    for out in diffusion.p_sample_loop_progressive(model, tuple(shape), noise=noise, clip_denoised=clip_denoised,
+                                                   generator=generator, device=device):
         if out['t'] in keep:
             ts.append(out['t']); xs.append(out['xt'].detach().cpu()); x0s.append(out['pred_xstart'].detach().cpu())
     x_t = out['sample']
