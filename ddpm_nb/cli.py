@@ -147,6 +147,8 @@ def train_main(
             given['dataset'] = PRESET_DATASETS[p]
         if steps is None and minutes is None:
             given['minutes'] = DEFAULT_MINUTES    # the main job: ~15 minutes whatever the machine
+        if init is not None:                                      # --init trains the init weights' own network
+            given['model'] = dict(load_model(init)[2]['model']['config'])
         rec = recipe or ('paper' if p in PAPER_RECIPE_PRESETS else 'fast')
         cfg = TrainConfig.from_recipe(rec, **{**given, 'preset': p, 'out': str(run)})
     res = train(cfg, resume=resume, progress=progress)

@@ -138,7 +138,8 @@ class TrainConfig:
 # What differs from the dataclass defaults (the paper's). 'fast': chosen by FID after a 15-minute CPU budget (14_quality).
 RECIPES = {
     'paper': {},
-    'fast': dict(steps=100_000, batch_size=32, lr=1e-3, warmup=100, ema_power=7.0, model={'dropout': 0.0},
+    'fast': dict(steps=100_000, batch_size=32, lr=1e-3, warmup=100, lr_schedule='cosine', ema_power=7.0,
+                 model={'dropout': 0.0, 'ch': 24, 'attn_resolutions': [], 'num_groups': 8},   # 0.9M parameters: more images a minute
                  sampler='ancestral', sample_steps=100),   # its grids: the sampler that scored best (FID 80 against 127 for DDIM 25)
 }
 
