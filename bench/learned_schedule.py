@@ -11,7 +11,7 @@ the bound in bits/dim (`bpd_stratified`, k=50, on the first --n-bpd test images,
     python bench/learned_schedule.py --steps 5 --n-bpd 4 --n-fid 20 --json /tmp/smoke.json        # smoke test
 """
 from __future__ import annotations
-import argparse, json, os, platform, time
+import argparse, json, os, platform, sys, time
 from functools import partial
 from pathlib import Path
 import torch
@@ -78,7 +78,7 @@ def main(argv=None):
     for name in a.only:
         row = run_one(name, X, test, ref, a)
         row.update(machine=platform.processor() or platform.machine(), torch=torch.__version__, threads=torch.get_num_threads(),
-                   date=time.strftime('%Y-%m-%d'), command='python bench/learned_schedule.py ' + ' '.join(argv or []))
+                   date=time.strftime('%Y-%m-%d'), command='python bench/learned_schedule.py ' + ' '.join(sys.argv[1:] if argv is None else argv))
         rows = [r for r in rows if r['schedule'] != name] + [row]
         tmp = out.with_suffix('.tmp'); tmp.write_text(json.dumps(rows, indent=1)); tmp.replace(out)
         print(f"{name}: bound {row['bpd']:.4f} [{row['bpd_lo']:.4f}, {row['bpd_hi']:.4f}] bits/dim, FID {row['fid']:.2f}, "

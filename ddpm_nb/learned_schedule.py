@@ -11,7 +11,7 @@ from .diffusion import GaussianDiffusion
 from .errors import UsageError
 
 # %% auto #0
-__all__ = ['LearnedSchedule']
+__all__ = ['LearnedSchedule', 'betas_from_log_snr']
 
 # %% ../nbs/15_learned_schedule.ipynb #64e57e01
 class LearnedSchedule(nn.Module):
@@ -80,3 +80,17 @@ def training_losses(self:LearnedSchedule,
     bound = d.training_losses(fixed, x_start, t, model_kwargs, noise)['loss'] + d.prior_bpd(x_start)
     mse = self.frozen(loss_type='mse').training_losses(model, x_start, t, model_kwargs, noise)['mse']
     return dict(loss=bound + mse, bound=bound, mse=mse)
+
+# %% ../nbs/15_learned_schedule.ipynb #64e544be
+def betas_from_log_snr(
+    log_snr,          # λ_1..λ_T = log(ᾱ_t / (1 - ᾱ_t)), strictly decreasing, [T]
+)->Tensor:            # float64 betas [T] (on the graph if log_snr is)
+    "The β schedule whose log signal-to-noise ratios are `log_snr`: ᾱ_t = sigmoid(λ_t), β_t = 1 - ᾱ_t/ᾱ_{t-1}."
+    lam = torch.as_tensor(log_snr, dtype=torch.float64)
+    if lam.ndim != 1 or len(lam) < 1:
+        raise UsageError(f"log_snr must be a non-empty 1-D sequence, got shape {tuple(lam.shape)}")
+    if not torch.isfinite(lam).all(): raise UsageError("log_snr must be finite (SNR in (0, inf))")
+    if not (lam[1:] < lam[:-1]).all():
+        raise UsageError("log_snr must be strictly decreasing in t (every step adds noise); sort it or drop repeats")
+    log_ab = nn.functional.logsigmoid(lam)
+    return check_betas(-torch.expm1(log_ab - torch.cat([log_ab.new_zeros(1), log_ab[:-1]])))
