@@ -12,7 +12,6 @@ the bound in bits/dim (`bpd_stratified`, k=50, on the first --n-bpd test images,
 """
 from __future__ import annotations
 import argparse, json, os, platform, sys, time
-from functools import partial
 from pathlib import Path
 import torch
 
