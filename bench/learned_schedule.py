@@ -2,7 +2,8 @@
 
 Each schedule trains the 'fast' recipe's network (ch 24, no attention) from the same seed for the same number of steps,
 with `ddpm_nb.oracle.train_toy` (Adam, one-cycle lr, fresh random batches), through a `LearnedSchedule`: frozen at its base
-for 'linear' and 'cosine' (so every run takes the same code path and the same compute), trained for 'learned'. The
+for 'linear' and 'cosine' (so every run takes the same code path), trained for 'learned' (θ at the network's peak
+learning rate) and 'learned-theta-lr30' (θ at 30 times it). The
 network's objective is L_simple (`model_loss='simple'`); β, where it trains, follows the bound. Each model is scored on
 the bound in bits/dim (`bpd_stratified`, k=50, on the first --n-bpd test images, with a 95% interval) and on FID/KID of
 --n-fid samples (ancestral, 100 respaced steps) against the first --n-fid test images, in the classifier's feature space.
@@ -15,7 +16,8 @@ import argparse, json, os, platform, sys, time
 from pathlib import Path
 import torch
 
-VARIANTS = {'linear': ('linear', False), 'cosine': ('cosine', False), 'learned': ('linear', True)}
+VARIANTS = {'linear': ('linear', False), 'cosine': ('cosine', False), 'learned': ('linear', True), 'learned-theta-lr30': ('linear', True)}
+THETA_LR = {'learned-theta-lr30': 30.0}   # θ's peak learning rate as a multiple of the network's (default 1)
 
 def load(): return [float(x) for x in os.getloadavg()]
 
@@ -36,7 +38,8 @@ def run_one(name, X, test, ref, a):
     row = dict(schedule=name, base=base, learned=learn, T=a.T, knots=a.knots, steps=a.steps, batch=a.batch, lr=a.lr,
                seed=a.seed, load_before=load())
     t0 = time.time()
-    losses = train_toy(sched, model, data_fn, steps=a.steps, batch=a.batch, lr=a.lr, seed=a.seed)
+    row['theta_lr'] = a.lr * THETA_LR.get(name, 1.0)
+    losses = train_toy(sched, model, data_fn, steps=a.steps, batch=a.batch, lr=a.lr, seed=a.seed, diffusion_lr=row['theta_lr'])
     row['train_s'] = time.time() - t0
     row['loss_last100'] = sum(losses[-100:]) / len(losses[-100:])
     d = sched.frozen()
@@ -65,7 +68,7 @@ def main(argv=None):
     p.add_argument('--lr', type=float, default=1e-3); p.add_argument('--T', type=int, default=1000)
     p.add_argument('--knots', type=int, default=20); p.add_argument('--seed', type=int, default=0)
     p.add_argument('--n-bpd', type=int, default=500); p.add_argument('--n-fid', type=int, default=1000)
-    p.add_argument('--only', nargs='*', default=list(VARIANTS)); p.add_argument('--json', required=True)
+    p.add_argument('--only', nargs='*', default=list(VARIANTS), choices=list(VARIANTS)); p.add_argument('--json', required=True)
     p.add_argument('--samples', default=None, help='folder for a 64-sample grid per schedule')
     a = p.parse_args(argv)
     from ddpm_nb.data import load_images, to_model_range

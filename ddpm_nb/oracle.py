@@ -351,12 +351,14 @@ def train_toy(
     batch:int=512,        # batch size
     lr:float=5e-3,        # peak learning rate (one-cycle schedule)
     seed:int=0,           # seeds the data, timesteps and noise
+    diffusion_lr:float|None=None, # peak learning rate of the diffusion's own parameters, if it has any (default: lr)
 )->list:                  # the loss at every step
     "Train `model` for `steps` Adam steps on fresh data batches, timesteps uniform in [0, T); return the losses."
     g = torch.Generator().manual_seed(seed)
-    params = list(model.parameters()) + (list(diffusion.parameters()) if isinstance(diffusion, nn.Module) else [])
-    opt = torch.optim.Adam(params, lr=lr)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
+    groups = [dict(params=list(model.parameters()), lr=lr)]
+    if isinstance(diffusion, nn.Module): groups.append(dict(params=list(diffusion.parameters()), lr=lr if diffusion_lr is None else diffusion_lr))
+    opt = torch.optim.Adam(groups)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[gr['lr'] for gr in groups], total_steps=steps, pct_start=0.1)
     losses = []
     model.train()
     for _ in range(steps):
