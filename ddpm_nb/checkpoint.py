@@ -135,16 +135,25 @@ def load_checkpoint(
 DIFFUSION_KEYS = ('beta_schedule', 'beta_start', 'beta_end', 'T', 'model_mean_type', 'model_var_type', 'loss_type')
 
 def build_diffusion(dcfg:dict):
-    "A `GaussianDiffusion` from the settings stored in config.json."
-    if not isinstance(dcfg, dict) or set(dcfg) != set(DIFFUSION_KEYS):
+    "A `GaussianDiffusion` from the settings stored in config.json (with beta_schedule 'custom', the betas themselves under 'betas')."
+    keys = set(DIFFUSION_KEYS) | ({'betas'} if isinstance(dcfg, dict) and dcfg.get('beta_schedule') == 'custom' else set())
+    if not isinstance(dcfg, dict) or set(dcfg) != keys:
         got = set(dcfg) if isinstance(dcfg, dict) else set()
-        raise CheckpointError(f"config.json's diffusion section must hold exactly {', '.join(DIFFUSION_KEYS)}"
-                              + (f"; missing {', '.join(sorted(set(DIFFUSION_KEYS) - got))}" if set(DIFFUSION_KEYS) - got else '')
-                              + (f"; unknown {', '.join(sorted(got - set(DIFFUSION_KEYS)))}" if got - set(DIFFUSION_KEYS) else ''))
+        raise CheckpointError(f"config.json's diffusion section must hold exactly {', '.join(sorted(keys))}"
+                              + (f"; missing {', '.join(sorted(keys - got))}" if keys - got else '')
+                              + (f"; unknown {', '.join(sorted(got - keys))}" if got - keys else ''))
     from ddpm_nb.diffusion import GaussianDiffusion
     from ddpm_nb.schedules import get_beta_schedule
-    betas = get_beta_schedule(dcfg['beta_schedule'], dcfg['T'], beta_start=dcfg['beta_start'],
-                              beta_end=dcfg['beta_end'])
+    from ddpm_nb.schedules import check_betas
+    from ddpm_nb.errors import UsageError
+    if dcfg['beta_schedule'] == 'custom':              # e.g. a learned schedule (`15_learned_schedule`), stored whole
+        try:
+            betas = check_betas(dcfg['betas'])
+            if betas.shape != (dcfg['T'],): raise UsageError(f"{len(betas)} betas, but T is {dcfg['T']}")
+        except (UsageError, TypeError, ValueError) as e:
+            raise CheckpointError(f"config.json's diffusion section holds no valid schedule: {e}") from None
+    else:
+        betas = get_beta_schedule(dcfg['beta_schedule'], dcfg['T'], beta_start=dcfg['beta_start'], beta_end=dcfg['beta_end'])
     return GaussianDiffusion(betas, model_mean_type=dcfg['model_mean_type'], model_var_type=dcfg['model_var_type'],
                              loss_type=dcfg['loss_type'])
 

@@ -13,7 +13,7 @@ from .errors import UsageError
 # %% auto #0
 __all__ = ['LearnedSchedule', 'betas_from_log_snr']
 
-# %% ../nbs/15_learned_schedule.ipynb #64e57e01
+# %% ../nbs/15_learned_schedule.ipynb #ae08a6df
 class LearnedSchedule(nn.Module):
     "β_1..β_T as a learnable function: a base schedule's odds β/(1-β) times exp(θ(t)), θ piecewise linear in t."
     def __init__(self,
@@ -53,6 +53,12 @@ class LearnedSchedule(nn.Module):
     def frozen(self, **kw)->GaussianDiffusion:
         "A `GaussianDiffusion` of the current betas, detached: for sampling, evaluation, and saving."
         with torch.no_grad(): return GaussianDiffusion(self().detach(), **(self.diffusion_kw | kw))
+
+    def diffusion_config(self, loss_type:str='mse')->dict:
+        "The current schedule as config.json's diffusion section (beta_schedule 'custom', the betas whole): for `save_checkpoint`."
+        b = self().detach()
+        return dict(beta_schedule='custom', betas=b.tolist(), beta_start=b[0].item(), beta_end=b[-1].item(), T=len(b),
+                    loss_type=loss_type, **self.diffusion_kw)
 
     def extra_repr(self): return f"T={self.num_timesteps}, knots={len(self.theta)}, model_loss={self.model_loss!r}"
 

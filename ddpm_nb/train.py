@@ -12,6 +12,7 @@ from torch import Tensor, nn
 from fastcore.basics import patch
 from .data import to_model_range, random_flip, save_image_grid, default_flip
 from .sample import sample
+from .schedules import BETA_SCHEDULES
 from .checkpoint import DIFFUSION_KEYS, _fsync_file, build_diffusion, latest_checkpoint, load_checkpoint, load_model, save_checkpoint
 from .errors import UsageError
 
@@ -102,6 +103,8 @@ class TrainConfig:
                                  f"got loss_type={self.loss_type!r}, model_mean_type={self.model_mean_type!r}")
         if self.precision not in ('auto', 'fp32', 'bf16', 'fp16'):
             raise UsageError(f"TrainConfig.precision must be 'auto', 'fp32', 'bf16' or 'fp16', got {self.precision!r}")
+        if self.beta_schedule not in BETA_SCHEDULES:       # 'custom' (a stored schedule) is for checkpoints, not for training
+            raise UsageError(f"TrainConfig.beta_schedule must be one of {', '.join(BETA_SCHEDULES)}, got {self.beta_schedule!r}")
         if self.lr_schedule not in ('constant', 'cosine'):
             raise UsageError(f"TrainConfig.lr_schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}")
         if self.ema_power is not None and not self.ema_power > 0:
