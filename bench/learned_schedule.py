@@ -19,8 +19,6 @@ import torch
 VARIANTS = {'linear': ('linear', False), 'cosine': ('cosine', False), 'learned': ('linear', True), 'learned-theta-lr30': ('linear', True)}
 THETA_LR = {'learned-theta-lr30': 30.0}   # θ's peak learning rate as a multiple of the network's (default 1)
 
-def load(): return [float(x) for x in os.getloadavg()]
-
 def run_one(name, X, test, ref, a):
     from ddpm_nb.train import TrainConfig, build_model
     from ddpm_nb.schedules import get_beta_schedule
@@ -36,9 +34,8 @@ def run_one(name, X, test, ref, a):
     sched = LearnedSchedule(get_beta_schedule(base, a.T), knots=a.knots, model_loss='simple').requires_grad_(learn)
     data_fn = lambda n, generator: X[torch.randint(len(X), (n,), generator=generator)]
     row = dict(schedule=name, base=base, learned=learn, T=a.T, knots=a.knots, steps=a.steps, batch=a.batch, lr=a.lr,
-               seed=a.seed, load_before=load())
+               seed=a.seed, theta_lr=a.lr * THETA_LR.get(name, 1.0), load_before=list(os.getloadavg()))
     t0 = time.time()
-    row['theta_lr'] = a.lr * THETA_LR.get(name, 1.0)
     losses = train_toy(sched, model, data_fn, steps=a.steps, batch=a.batch, lr=a.lr, seed=a.seed, diffusion_lr=row['theta_lr'])
     row['train_s'] = time.time() - t0
     row['loss_last100'] = sum(losses[-100:]) / len(losses[-100:])
@@ -54,9 +51,8 @@ def run_one(name, X, test, ref, a):
     x = sample(model, d, a.n_fid, 'ancestral', 100, generator=torch.Generator().manual_seed(0), shape=(1, 28, 28), batch_size=100)
     q = fid_kid(x, ref, feature_fn=fmnist_features)
     row.update(fid=q['fid'], kid_mean=q['kid_mean'], kid_std=q['kid_std'], n_fid=a.n_fid, fid_s=time.time() - t0)
-    b = d.betas
-    snr = d.alphas_cumprod / (1 - d.alphas_cumprod)
-    row.update(log_snr_1=snr[0].log().item(), log_snr_T=snr[-1].log().item(), betas=b.tolist(), load_after=load())
+    log_snr = d.schedule.snr.log()
+    row.update(log_snr_1=log_snr[0].item(), log_snr_T=log_snr[-1].item(), betas=d.betas.tolist(), load_after=list(os.getloadavg()))
     if a.samples:
         from ddpm_nb.data import save_image_grid
         save_image_grid(x[:64], Path(a.samples) / f'learned_schedule_{name}.png')

@@ -143,8 +143,7 @@ def build_diffusion(dcfg:dict):
                               + (f"; missing {', '.join(sorted(keys - got))}" if keys - got else '')
                               + (f"; unknown {', '.join(sorted(got - keys))}" if got - keys else ''))
     from ddpm_nb.diffusion import GaussianDiffusion
-    from ddpm_nb.schedules import get_beta_schedule
-    from ddpm_nb.schedules import check_betas
+    from ddpm_nb.schedules import get_beta_schedule, check_betas
     from ddpm_nb.errors import UsageError
     if dcfg['beta_schedule'] == 'custom':              # e.g. a learned schedule (`15_learned_schedule`), stored whole
         try:

@@ -217,7 +217,8 @@ def gaussian_oracle_bound(
     prior = 0.5 * (-torch.log1p(-aT) + (1 - aT) + aT * (m ** 2 + s2) - 1)                    # [D]
     vb = kl.mean(-1) / math.log(2)
     pb = prior.mean() / math.log(2)
-    return dict(vb=vb, prior=pb.item(), total=(vb.sum() + pb).item(), nll=entropy_bits(P).mean().item(), bound=vb.sum() + pb)
+    bound = vb.sum() + pb
+    return dict(vb=vb, prior=pb.item(), total=bound.item(), nll=entropy_bits(P).mean().item(), bound=bound)
 
 # %% ../nbs/04a_checks.ipynb #9f030150
 def oracle_bound(
