@@ -8,16 +8,18 @@ import time, warnings
 import torch
 from torch import Tensor
 from .diffusion import GaussianDiffusion
-from .respace import SpacedDiffusion, space_timesteps
+from .respace import SpacedDiffusion, space_timesteps, diffusion_settings
 from .data import image_grid
+from .machine import resolve_precision, autocast_model
 from .errors import UsageError
 
 # %% auto #0
-__all__ = ['SAMPLERS', 'Sampler', 'sampler_for', 'denoise_from', 'sample', 'sample_grid', 'progressive_xstart', 'xstart_from_xt',
-           'interpolate', 'sample_quality', 'quality_table']
+__all__ = ['SAMPLERS', 'VARIANCES', 'sampling_variance', 'Sampler', 'sampler_for', 'denoise_from', 'sample', 'sample_grid',
+           'progressive_xstart', 'xstart_from_xt', 'interpolate', 'sample_quality', 'quality_table']
 
 # %% ../nbs/08_sample.ipynb #d8a82d52
 SAMPLERS = ('ancestral', 'ddim')
+VARIANCES = ('auto', 'model', 'fixedsmall', 'fixedlarge')
 
 def _plain(diffusion)->GaussianDiffusion:
     if isinstance(diffusion, SpacedDiffusion):
@@ -31,6 +33,21 @@ def _noise(shape, generator, device, dtype):
     "Standard normal noise from a CPU `generator` (or the global RNG), moved to `device`."
     return torch.randn(shape, generator=generator, dtype=dtype).to(device)
 
+def sampling_variance(
+    diffusion:GaussianDiffusion,  # the model's original diffusion
+    variance:str='auto',          # 'auto', 'model' (what it was trained with), 'fixedsmall' (σ²=β̃_t) or 'fixedlarge' (σ²=β_t)
+)->tuple:                         # (model_var_type the reverse step uses, why)
+    "The reverse step's variance σ_t² an ancestral chain uses: 'auto' is β̃_t for every model with a fixed variance."
+    if variance not in VARIANCES:
+        raise UsageError(f"variance must be one of {', '.join(map(repr, VARIANCES))}, got {variance!r}")
+    own = _plain(diffusion).model_var_type
+    if diffusion.learned_variance:
+        if variance in ('auto', 'model'): return own, 'the model predicts its own variance'
+        raise UsageError(f"this model learned its variance ({own!r}); sample it with variance 'model' or 'auto'")
+    if variance == 'model': return own, "the model's own setting"
+    if variance == 'auto': return 'fixedsmall', 'σ²=β̃_t: the better FID at every number of steps (08_sample)'
+    return variance, 'asked for'
+
 class Sampler:
     "A reverse chain over chosen timesteps of `diffusion`: 'ancestral' (Algorithm 2, respaced) or 'ddim' (η = `eta`)."
     def __init__(self,
@@ -39,11 +56,13 @@ class Sampler:
         timesteps=None,               # the original 0-based indices to visit (default: all T); the chain starts at the largest
         eta:float=0.0,                # DDIM's η (0: deterministic); ignored by 'ancestral'
         clip_denoised:bool=True,      # clip x̂_0 to [-1, 1] at every step (the reference's default)
+        variance:str='auto',          # the ancestral step's σ²: 'auto', 'model', 'fixedsmall' or 'fixedlarge' (`sampling_variance`)
     ):
         d = _plain(diffusion)
         if name not in SAMPLERS:
             raise UsageError(f"sampler name must be one of {', '.join(map(repr, SAMPLERS))}, got {name!r}")
-        if not eta >= 0: raise UsageError(f"eta must be >= 0, got {eta!r}")
+        if isinstance(eta, bool) or not isinstance(eta, (int, float)) or not 0 <= eta < float('inf'):
+            raise UsageError(f"eta must be a finite number >= 0, got {eta!r}")
         T = d.num_timesteps
         use = list(range(T)) if timesteps is None else sorted(set(int(i) for i in timesteps))
         if not use or use[0] < 0 or use[-1] >= T:
@@ -52,7 +71,11 @@ class Sampler:
         if use[0] != 0:
             raise UsageError(f"timesteps must include index 0 (the last step, which yields x_0), got a smallest index "
                              f"of {use[0]}")
+        var, self.variance_why = sampling_variance(d, variance)
+        self.variance = var if name == 'ancestral' else None
         self.name, self.eta, self.clip_denoised, self.timesteps, self.base = name, float(eta), clip_denoised, use, d
+        if name == 'ancestral' and var != d.model_var_type:       # the same process, another σ² in the reverse step
+            d = GaussianDiffusion(**{**diffusion_settings(d), 'model_var_type': var})
         self.diffusion = d if use == list(range(T)) else SpacedDiffusion.from_diffusion(d, use)
 
     @property
@@ -63,7 +86,9 @@ class Sampler:
     def t_start(self)->int:
         "The original 0-based index of the state the chain starts from."
         return self.timesteps[-1]
-    def __repr__(self): return f"Sampler({self.name!r}, steps={self.steps}, t_start={self.t_start}" + (f", eta={self.eta}" if self.name == 'ddim' else '') + ")"
+    def __repr__(self):
+        extra = f", eta={self.eta}" if self.name == 'ddim' else f", variance={self.variance!r}"
+        return f"Sampler({self.name!r}, steps={self.steps}, t_start={self.t_start}{extra})"
 
     @torch.no_grad()
     def progressive(self,
@@ -73,7 +98,7 @@ class Sampler:
         share_noise:int=1,             # the batch is `share_noise` equal blocks that get the same per-step noise
         progress:bool=False,           # a tqdm bar over the steps
     ):                                 # yields dict(t: original index, xt, pred_xstart, sample: the next state) per step
-        "Run the chain from `xt` down to x_0, yielding each step's x_t, x̂_0 and x_{t-1}."
+        "Run the chain from `xt` down to x_0, yielding each step's x_t, x̂_0 and x_{t-1}; a non-finite x_0 is an error naming the first bad step."
         d, x = self.diffusion, xt
         if not isinstance(x, Tensor) or x.ndim < 2 or not x.is_floating_point():
             raise UsageError(f"xt must be a float tensor [B, C, ...], got {type(x).__name__} "
@@ -86,8 +111,14 @@ class Sampler:
         noisy = self.name == 'ancestral' or self.eta > 0
         if self.name == 'ancestral': step = lambda x_, t, z: d.p_sample(model, x_, t, self.clip_denoised, noise=z)
         else: step = lambda x_, t, z: d.ddim_sample(model, x_, t, self.clip_denoised, eta=self.eta, noise=z)
+        first_bad = torch.full((), -1, device=x.device)                 # kept on the device: no sync per step
         for out in d.reverse_steps(x, step, progress, noise_fn=shared if noisy else None):
-            yield dict(t=self.timesteps[out['t']], xt=out['xt'], pred_xstart=out['pred_xstart'], sample=out['sample'])
+            t = self.timesteps[out['t']]
+            first_bad = torch.where((first_bad < 0) & ~torch.isfinite(out['sample']).all(), t, first_bad)
+            if out['t'] == 0 and first_bad.item() >= 0:
+                raise FloatingPointError(f"the sample became NaN or infinite at timestep index {first_bad.item()} "
+                                         f"(the network's output there is not finite)")
+            yield dict(t=t, xt=out['xt'], pred_xstart=out['pred_xstart'], sample=out['sample'])
 
     def __call__(self,
         model,                          # the network
@@ -101,6 +132,7 @@ class Sampler:
         for out in self.progressive(model, xt, generator, share_noise, progress): pass
         return out['sample']
 
+
 # %% ../nbs/08_sample.ipynb #2aab52cc
 def _check_steps(steps, n, what):
     if isinstance(steps, bool) or not isinstance(steps, int): raise TypeError(f"steps must be an int, got {steps!r}")
@@ -112,11 +144,15 @@ def sampler_for(
     steps:int|None=None,          # network calls; None: all T
     eta:float=0.0,                # DDIM's η
     clip_denoised:bool=True,      # clip x̂_0 to [-1, 1]
+    variance:str='auto',          # the ancestral step's σ²: 'auto', 'model', 'fixedsmall', 'fixedlarge' (`sampling_variance`)
 )->Sampler:                       # call it as sampler(model, x_T, generator)
     "A `Sampler` for the full chain from x_T with `steps` respaced timesteps."
     T = _plain(diffusion).num_timesteps
     steps = T if steps is None else steps
     _check_steps(steps, T, 'T, the number of diffusion steps')
+    if steps < 2 <= T:
+        raise UsageError(f"steps must be at least 2: a chain from x_T needs its first step at index {T - 1} and its "
+                         f"last at index 0, got {steps}")
     use = None
     if steps < T:
         if sampler == 'ddim':
@@ -125,7 +161,7 @@ def sampler_for(
                 warnings.warn(f"DDIM with {steps} steps: no integer stride gives exactly {steps} of T={T} timesteps; "
                               f"using {steps} evenly spaced ones instead (space_timesteps(T, [{steps}]))", stacklevel=2)
         if use is None: use = space_timesteps(T, [steps])
-    return Sampler(diffusion, sampler, use, eta, clip_denoised)
+    return Sampler(diffusion, sampler, use, eta, clip_denoised, variance)
 
 def denoise_from(
     model,                        # the network
@@ -171,15 +207,24 @@ def sample(
     device=None,                  # where to sample (default: where the model's parameters are)
     progress:bool=False,          # a progress bar over the batches
     on_batch=None,                # applied to each batch (float [b, C, H, W] in [-1, 1], CPU) as it is made; e.g. to uint8
+    variance:str='auto',          # the ancestral step's σ²: 'auto' (β̃_t), 'model' (as trained), 'fixedsmall', 'fixedlarge'
+    precision:str='auto',         # the network's autocast: 'auto' (bf16 where native, `resolve_precision`), 'fp32', 'bf16'
+    plan:dict|None=None,          # if a dict: filled with what was used (sampler, steps, timesteps, variance, precision, why)
 )->Tensor:                        # float [n, C, H, W] in [-1, 1] on the CPU, or on_batch's outputs concatenated
     "`n` samples of `model`: the package's one sampling front-end (the CLI, the trainer's grids, evaluation and the notebooks call it)."
     if isinstance(n, bool) or not isinstance(n, int) or n < 1: raise UsageError(f"n must be a positive int, got {n!r}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise UsageError(f"batch_size must be a positive int, got {batch_size!r}")
-    shape, sm = _shape_of(model, shape), sampler_for(diffusion, sampler, steps, eta)
+    shape, sm = _shape_of(model, shape), sampler_for(diffusion, sampler, steps, eta, variance=variance)
     if device is None:
         p = next(iter(model.parameters()), None) if hasattr(model, 'parameters') else None
         device = p.device if p is not None else torch.device('cpu')
+    prec, prec_why = resolve_precision(precision, device)
+    if plan is not None:
+        plan.update(sampler=sm.name, steps=sm.steps, timesteps=[sm.timesteps[0], sm.timesteps[-1]], eta=sm.eta,
+                    variance=sm.variance, variance_why=sm.variance_why if sm.variance else None,
+                    precision=prec, precision_why=prec_why)
+    model = autocast_model(model, prec, device)
     starts = range(0, n, batch_size)
     if progress:
         from tqdm.auto import tqdm
@@ -202,7 +247,7 @@ def sample_grid(
     generator:torch.Generator|None=None, # CPU generator for x_T and the per-step noise
     shape:tuple|None=None,        # (C, H, W); default: from the model's config
     nrow:int|None=None,           # images per grid row (default: square-ish)
-    **kw,                         # `sample`'s batch_size, device, progress
+    **kw,                         # `sample`'s batch_size, device, progress, variance, precision, plan
 )->tuple:                         # (samples float [n, C, H, W] in [-1, 1], uint8 grid [C, H', W'])
     "`sample`, and the samples laid out as one image grid."
     x = sample(model, diffusion, n, sampler, steps, eta, generator, shape, **kw)

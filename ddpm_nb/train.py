@@ -14,12 +14,13 @@ from .data import to_model_range, random_flip, save_image_grid, default_flip
 from .sample import sample
 from .schedules import BETA_SCHEDULES
 from .checkpoint import DIFFUSION_KEYS, _fsync_file, build_diffusion, latest_checkpoint, load_checkpoint, load_model, save_checkpoint
+from .machine import cpu_flags as _cpu_flags, resolve_precision
 from .errors import UsageError
 
 # %% auto #0
 __all__ = ['DEFAULT_STEPS', 'RECIPES', 'RUN_KEYS', 'TrainConfig', 'lr_at', 'EMA', 'epoch_permutation', 'DataOrder', 'rank_slice',
            'rng_state', 'set_rng_state', 'build_model', 'diffusion_config', 'NonFiniteLossError', 'pick_device',
-           'RunLockedError', 'RunLock', 'resolve_precision', 'make_config', 'merge_resume', 'Trainer', 'train']
+           'RunLockedError', 'RunLock', 'make_config', 'merge_resume', 'Trainer', 'train']
 
 # %% ../nbs/07_train.ipynb #eb8549ab
 DEFAULT_STEPS = 350    # about 15 minutes of the fashion_mnist preset at batch 128 on a 2-core CPU (measured below)
@@ -315,24 +316,6 @@ class RunLock:
         if self.fd is not None: os.close(self.fd); self.fd = None
     def __enter__(self): return self.acquire()
     def __exit__(self, *a): self.release()
-
-def _cpu_flags()->set:
-    try:
-        return set(next(l for l in Path('/proc/cpuinfo').read_text().splitlines() if l.startswith('flags')).split(':', 1)[1].split())
-    except (OSError, StopIteration): return set()
-
-def resolve_precision(
-    precision:str,          # 'auto', 'fp32', 'bf16' or 'fp16'
-    device:torch.device,    # where the run trains
-)->tuple:                   # (precision to use, why)
-    "Pick the autocast precision: 'auto' is bf16 where the hardware does bf16 matrix work natively, fp32 elsewhere."
-    if precision != 'auto': return precision, 'asked for'
-    if device.type == 'cuda':
-        ok = torch.cuda.is_bf16_supported()
-        return ('bf16', 'CUDA device with bf16 support') if ok else ('fp32', 'this CUDA device has no fast bf16')
-    native = sorted(_cpu_flags() & {'amx_bf16', 'avx512_bf16'})
-    if native: return 'bf16', f"CPU with {'/'.join(native)}"
-    return 'fp32', 'this CPU has no AMX/AVX512-BF16, where bf16 autocast is emulated and several times slower than fp32'
 
 def _read_jsonl(path:Path)->list[dict]:
     "The rows of a metrics file; only its last line may be malformed (a write cut by a kill), anything else is an error."
