@@ -39,7 +39,8 @@ def main(argv=None):
     from diffusers.training_utils import EMAModel
     from ddpm_nb.unet import UNet
     from ddpm_nb.data import load_images, to_model_range
-    from ddpm_nb.checkpoint import save_checkpoint, latest_checkpoint
+    from ddpm_nb.checkpoint import CKPT_FORMATS, save_checkpoint, latest_checkpoint
+    from ddpm_nb.diffusion import GaussianDiffusion
 
     if a.threads: torch.set_num_threads(a.threads)
     out = Path(a.out)
@@ -75,9 +76,10 @@ def main(argv=None):
         return loss.item()
 
     budget = 60 * a.minutes
-    config = {'format': 'ddpm_nb-checkpoint-1', 'model': {'class': 'UNet', 'config': dict(ours.config, dropout=0.0)},
-              'diffusion': {'beta_schedule': 'linear', 'beta_start': 1e-4, 'beta_end': 0.02, 'T': 1000,
-                            'model_mean_type': 'eps', 'model_var_type': 'fixedlarge', 'loss_type': 'mse'},
+    config = {'format': CKPT_FORMATS[-1], 'model': {'class': 'UNet', 'config': dict(ours.config, dropout=0.0)},
+              'diffusion': GaussianDiffusion.from_config(   # DDPMScheduler's process, as ddpm_nb samples it
+                  dict(beta_schedule='linear', T=1000, beta_start=1e-4, beta_end=0.02, model_mean_type='eps',
+                       model_var_type='fixedlarge', loss_type='mse')).to_config(),
               'dataset': {'name': a.dataset, 'split': 'train', 'n': N, 'shape': [C, H, W]},
               'provenance': {'what': "diffusers' train_unconditional.py recipe (UNet2DModel, DDPMScheduler, AdamW, cosine, EMAModel)",
                              'command': 'python bench/diffusers_train.py ' + ' '.join(f'--{k.replace("_", "-")} {v}' for k, v in vars(a).items() if v is not None),

@@ -10,13 +10,14 @@ import torch
 from torch import nn
 
 # %% auto #0
-__all__ = ['CKPT_FILES', 'CKPT_FORMATS', 'DIFFUSION_KEYS', 'CheckpointError', 'list_checkpoints', 'latest_checkpoint',
-           'save_checkpoint', 'resolve_checkpoint', 'load_checkpoint', 'build_diffusion', 'model_from_config',
-           'weights_dir', 'shipped_weights', 'load_model']
+__all__ = ['CKPT_FILES', 'CKPT_FORMATS', 'CheckpointError', 'list_checkpoints', 'latest_checkpoint', 'save_checkpoint',
+           'resolve_checkpoint', 'load_checkpoint', 'build_diffusion', 'model_from_config', 'weights_dir',
+           'shipped_weights', 'load_model']
 
 # %% ../nbs/06a_checkpoint.ipynb #b3b89d82
 CKPT_FILES = ('config.json', 'model.safetensors', 'ema.safetensors', 'state.pt')
-CKPT_FORMATS = ('ddpm_nb-checkpoint-1',)   # the config.json formats this release reads
+# the config.json formats this release reads, and writes the last (1: no beta_options, rescale_timesteps, lambda_vlb)
+CKPT_FORMATS = ('ddpm_nb-checkpoint-1', 'ddpm_nb-checkpoint-2')
 
 class CheckpointError(ValueError):
     "A checkpoint that exists but cannot be read (corrupt, truncated, or not a ddpm_nb checkpoint)."
@@ -132,29 +133,18 @@ def load_checkpoint(
     return out
 
 # %% ../nbs/06a_checkpoint.ipynb #5ab8b308
-DIFFUSION_KEYS = ('beta_schedule', 'beta_start', 'beta_end', 'T', 'model_mean_type', 'model_var_type', 'loss_type')
-
-def build_diffusion(dcfg:dict):
-    "A `GaussianDiffusion` from the settings stored in config.json (with beta_schedule 'custom', the betas themselves under 'betas')."
-    keys = set(DIFFUSION_KEYS) | ({'betas'} if isinstance(dcfg, dict) and dcfg.get('beta_schedule') == 'custom' else set())
-    if not isinstance(dcfg, dict) or set(dcfg) != keys:
-        got = set(dcfg) if isinstance(dcfg, dict) else set()
-        raise CheckpointError(f"config.json's diffusion section must hold exactly {', '.join(sorted(keys))}"
-                              + (f"; missing {', '.join(sorted(keys - got))}" if keys - got else '')
-                              + (f"; unknown {', '.join(sorted(got - keys))}" if got - keys else ''))
+def build_diffusion(
+    dcfg:dict,   # config.json's diffusion section: a `to_config` dict, or an older file's
+    path=None,   # the checkpoint it comes from, named in errors
+):               # a GaussianDiffusion, or a SpacedDiffusion where the section holds use_timesteps
+    "The diffusion of a config.json, through `from_config`; a section it cannot rebuild is a `CheckpointError`."
     from ddpm_nb.diffusion import GaussianDiffusion
-    from ddpm_nb.schedules import get_beta_schedule, check_betas
-    from ddpm_nb.errors import UsageError
-    if dcfg['beta_schedule'] == 'custom':              # e.g. a learned schedule (`15_learned_schedule`), stored whole
-        try:
-            betas = check_betas(dcfg['betas'])
-            if betas.shape != (dcfg['T'],): raise UsageError(f"{len(betas)} betas, but T is {dcfg['T']}")
-        except (UsageError, TypeError, ValueError) as e:
-            raise CheckpointError(f"config.json's diffusion section holds no valid schedule: {e}") from None
-    else:
-        betas = get_beta_schedule(dcfg['beta_schedule'], dcfg['T'], beta_start=dcfg['beta_start'], beta_end=dcfg['beta_end'])
-    return GaussianDiffusion(betas, model_mean_type=dcfg['model_mean_type'], model_var_type=dcfg['model_var_type'],
-                             loss_type=dcfg['loss_type'])
+    from ddpm_nb.respace import SpacedDiffusion
+    cls = SpacedDiffusion if isinstance(dcfg, dict) and 'use_timesteps' in dcfg else GaussianDiffusion
+    try: return cls.from_config(dcfg)
+    except (TypeError, ValueError) as e:
+        where = f"checkpoint {str(path)!r}: " if path is not None else ''
+        raise CheckpointError(f"{where}config.json's diffusion section does not make a diffusion: {e}") from None
 
 def model_from_config(mcfg:dict)->nn.Module:
     "Rebuild the network from the 'model' section of config.json."
@@ -208,4 +198,5 @@ def load_model(
                               f"run diverged before this checkpoint")
     model = model_from_config(ck['config']['model'])
     model.load_state_dict(sd)
-    return model.eval().requires_grad_(False).to(device), build_diffusion(ck['config']['diffusion']), ck['config']
+    diffusion = build_diffusion(ck['config']['diffusion'], ck['path'])
+    return model.eval().requires_grad_(False).to(device), diffusion, ck['config']

@@ -4,6 +4,7 @@
 
 # %% ../nbs/04_diffusion.ipynb #e23d77cf
 from __future__ import annotations
+import inspect, math
 import torch
 from torch import Tensor
 from fastcore.basics import patch
@@ -15,10 +16,10 @@ from . import forward as fwd
 from .errors import UsageError
 
 # %% auto #0
-__all__ = ['MODEL_MEAN_TYPES', 'MODEL_VAR_TYPES', 'LOSS_TYPES', 'GaussianDiffusion', 'BETA_SCHEDULES', 'get_beta_schedule',
-           'check_betas', 'Schedule', 'extract', 'check_timesteps', 'mean_flat', 'normal_kl',
-           'approx_standard_normal_cdf', 'log1mexp', 'log_normal_interval_mass', 'discretized_gaussian_log_likelihood',
-           'nats_to_bits', 'bits_per_dim']
+__all__ = ['MODEL_MEAN_TYPES', 'MODEL_VAR_TYPES', 'LOSS_TYPES', 'DIFFUSION_SETTINGS', 'DIFFUSION_KEYS', 'GaussianDiffusion',
+           'BETA_SCHEDULES', 'get_beta_schedule', 'check_betas', 'Schedule', 'extract', 'check_timesteps', 'mean_flat',
+           'normal_kl', 'approx_standard_normal_cdf', 'log1mexp', 'log_normal_interval_mass',
+           'discretized_gaussian_log_likelihood', 'nats_to_bits', 'bits_per_dim']
 
 # %% ../nbs/04_diffusion.ipynb #237ffe3b
 MODEL_MEAN_TYPES = ('eps', 'xstart', 'xprev', 'v')
@@ -70,6 +71,7 @@ class GaussianDiffusion:
                              "use a learned variance (model_var_type='learned' or 'learned_range') or loss_type='mse'")
         self.rescale_timesteps, self.lambda_vlb = bool(rescale_timesteps), float(lambda_vlb)
         self.schedule = S = Schedule(betas)
+        self.schedule_config = None      # the named schedule that made the betas (set by `from_config`), else None
         self.num_timesteps = S.T
         for k in ('betas', 'alphas_cumprod', 'alphas_cumprod_prev', 'alphas_cumprod_next', 'posterior_variance',
                   'posterior_log_variance_clipped', 'posterior_mean_coef1', 'posterior_mean_coef2'):
@@ -97,6 +99,70 @@ class GaussianDiffusion:
 
     @property
     def learned_variance(self)->bool: return self.model_var_type in ('learned', 'learned_range')
+
+# %% ../nbs/04_diffusion.ipynb #d5b9653a
+_SCHEDULE_KEYS = ('beta_schedule', 'T', 'beta_start', 'beta_end', 'beta_options')  # a named schedule: its arguments
+_CUSTOM_KEYS = ('beta_schedule', 'T', 'betas')                                      # any other: the betas whole
+_LATER_KEYS = ('beta_options', 'rescale_timesteps', 'lambda_vlb')  # absent from older files: the defaults they had
+_number = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
+_KINDS = {bool: ('true or false', lambda v: isinstance(v, bool)),
+          int: ('an integer', lambda v: isinstance(v, int) and not isinstance(v, bool)),
+          float: ('a finite number', lambda v: _number(v) and math.isfinite(v)),
+          str: ('a string', lambda v: isinstance(v, str)), dict: ('a mapping', lambda v: isinstance(v, dict)),
+          list: ('a list', lambda v: isinstance(v, (list, tuple)))}
+_SCHEDULE_KINDS = dict(beta_schedule=str, T=int, beta_start=float, beta_end=float, beta_options=dict, betas=list)
+
+DIFFUSION_SETTINGS = {n: p.default for n, p in inspect.signature(GaussianDiffusion.__init__).parameters.items()
+                      if n not in ('self', 'betas')}   # every setting besides the schedule, with its default
+DIFFUSION_KEYS = _SCHEDULE_KEYS + ('betas',) + tuple(DIFFUSION_SETTINGS)   # every key a diffusion's config may hold
+
+@patch
+def to_config(self:GaussianDiffusion)->dict:
+    "Every setting as a JSON-able dict: a named schedule by name and parameters, any other whole; see `from_config`."
+    sc = self.schedule_config
+    sched = ({**sc, 'beta_options': dict(sc['beta_options'])} if sc is not None else
+             {'beta_schedule': 'custom', 'T': self.num_timesteps, 'betas': self.betas.detach().cpu().tolist()})
+    return {**sched, **{k: getattr(self, k) for k in DIFFUSION_SETTINGS}}
+
+def _check_kind(key, value, kind):
+    what, ok = _KINDS[kind]
+    if not ok(value): raise UsageError(f"the diffusion config's {key} must be {what}, got {value!r}")
+    return value
+
+@patch(cls_method=True)
+def from_config(cls:GaussianDiffusion,
+    cfg:dict,   # a `to_config` dict (through JSON or not), or the diffusion section of an older config.json
+)->GaussianDiffusion:
+    "The diffusion `cfg` describes, betas bit for bit; a key unknown, missing or of the wrong kind is a `UsageError`."
+    if not isinstance(cfg, dict):
+        raise UsageError(f"a diffusion config is a dict (see GaussianDiffusion.to_config), got {type(cfg).__name__}")
+    custom = cfg.get('beta_schedule') == 'custom'
+    # older files also carry beta_start and beta_end beside custom betas: known, not read (the betas are the schedule)
+    known = (_CUSTOM_KEYS + ('beta_start', 'beta_end') if custom else _SCHEDULE_KEYS) + tuple(DIFFUSION_SETTINGS)
+    need = (_CUSTOM_KEYS if custom else _SCHEDULE_KEYS) + tuple(DIFFUSION_SETTINGS)
+    missing = [k for k in need if k not in cfg and k not in _LATER_KEYS]
+    unknown = [str(k) for k in cfg if k not in known]
+    if missing or unknown:
+        hint = ("; betas are read only with beta_schedule 'custom'" if 'betas' in unknown else
+                "; use_timesteps is a respaced diffusion's: read it with SpacedDiffusion.from_config"
+                if 'use_timesteps' in unknown else '')
+        raise UsageError('the diffusion config ' + '; '.join(
+            ([f"is missing {', '.join(missing)}"] if missing else []) +
+            ([f"holds unknown {', '.join(unknown)} (known: {', '.join(known)})"] if unknown else [])) + hint)
+    for k, v in cfg.items(): _check_kind(k, v, _SCHEDULE_KINDS.get(k) or type(DIFFUSION_SETTINGS[k]))
+    settings = {k: cfg[k] for k in DIFFUSION_SETTINGS if k in cfg}
+    if custom:
+        try: betas = check_betas(cfg['betas'])
+        except (TypeError, ValueError, RuntimeError) as e:
+            raise UsageError(f"the diffusion config's betas: {e}") from None
+        if len(betas) != cfg['T']:
+            raise UsageError(f"the diffusion config holds {len(betas)} betas, but T is {cfg['T']}")
+        return cls(betas, **settings)
+    opts = {k: _check_kind(f"beta_options[{k!r}]", v, float) for k, v in cfg.get('beta_options', {}).items()}
+    sc = {k: cfg[k] for k in _SCHEDULE_KEYS[:4]} | {'beta_options': opts}
+    d = cls(get_beta_schedule(sc['beta_schedule'], sc['T'], sc['beta_start'], sc['beta_end'], **opts), **settings)
+    d.schedule_config = sc
+    return d
 
 # %% ../nbs/04_diffusion.ipynb #e55f8d09
 @patch

@@ -55,10 +55,8 @@ class LearnedSchedule(nn.Module):
         with torch.no_grad(): return GaussianDiffusion(self().detach(), **(self.diffusion_kw | kw))
 
     def diffusion_config(self, loss_type:str='mse')->dict:
-        "The current schedule as config.json's diffusion section (beta_schedule 'custom', the betas whole): for `save_checkpoint`."
-        b = self().detach()
-        return dict(beta_schedule='custom', betas=b.tolist(), beta_start=b[0].item(), beta_end=b[-1].item(), T=len(b),
-                    loss_type=loss_type, **self.diffusion_kw)
+        "The current schedule as config.json's diffusion section (the frozen diffusion's `to_config`, betas whole)."
+        return self.frozen(loss_type=loss_type).to_config()
 
     def extra_repr(self): return f"T={self.num_timesteps}, knots={len(self.theta)}, model_loss={self.model_loss!r}"
 

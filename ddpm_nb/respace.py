@@ -4,10 +4,9 @@
 
 # %% ../nbs/04c_respace.ipynb #d8a96a7c
 from __future__ import annotations
-import inspect
 import torch
 from fastcore.basics import patch
-from .diffusion import GaussianDiffusion
+from .diffusion import GaussianDiffusion, DIFFUSION_SETTINGS
 from .errors import UsageError
 
 # %% auto #0
@@ -60,7 +59,8 @@ class SpacedDiffusion(GaussianDiffusion):
         ac, last, new_betas = base.alphas_cumprod, 1.0, []
         for i in use:
             new_betas.append(1 - ac[i] / last); last = ac[i]
-        self.use_timesteps, self.original_num_steps = use, base.num_timesteps
+        # the original process (its `to_config` is the base of this one's)
+        self.use_timesteps, self.original_num_steps, self.original = use, base.num_timesteps, base
         super().__init__(**{**kwargs, 'betas': torch.stack(new_betas)})
         # the map, and its copy on each device met
         self.timestep_map, self._maps = torch.tensor(use, dtype=torch.long), {}
@@ -80,13 +80,9 @@ class SpacedDiffusion(GaussianDiffusion):
 def diffusion_settings(
     diffusion:GaussianDiffusion,  # any GaussianDiffusion
 )->dict:                          # {argument: value} that rebuilds it: GaussianDiffusion(**diffusion_settings(d))
-    "Every argument of `GaussianDiffusion.__init__`, read back from `diffusion` (which keeps each under its own name)."
-    names = [n for n in inspect.signature(GaussianDiffusion.__init__).parameters if n != 'self']
-    missing = [n for n in names if not hasattr(diffusion, n)]
-    if missing:
-        raise AttributeError(f"{type(diffusion).__name__} keeps no attribute for its argument(s) {missing}: keep each "
-                             f"under its own name so that copies carry it")
-    return {n: getattr(diffusion, n) for n in names}
+    "`GaussianDiffusion.__init__`'s arguments: the betas (on their graph if any), the rest from `to_config`."
+    cfg = diffusion.to_config()
+    return {'betas': diffusion.betas, **{k: cfg[k] for k in DIFFUSION_SETTINGS}}
 
 @patch(cls_method=True)
 def from_diffusion(cls:SpacedDiffusion,
@@ -99,4 +95,26 @@ def from_diffusion(cls:SpacedDiffusion,
                         "original, with indices into its timesteps)")
     if not isinstance(diffusion, GaussianDiffusion):
         raise TypeError(f"diffusion must be a GaussianDiffusion, got {type(diffusion).__name__}")
-    return cls(use_timesteps, **diffusion_settings(diffusion))
+    sp = cls(use_timesteps, **diffusion_settings(diffusion))
+    sp.original = diffusion      # itself: a named schedule stays named in `to_config`
+    return sp
+
+# %% ../nbs/04c_respace.ipynb #2f9703ae
+@patch
+def to_config(self:SpacedDiffusion)->dict:
+    "The original process's `to_config`, and the timesteps kept under `use_timesteps`."
+    return {**self.original.to_config(), 'use_timesteps': list(self.use_timesteps)}
+
+@patch(cls_method=True)
+def from_config(cls:SpacedDiffusion,
+    cfg:dict,   # a `SpacedDiffusion.to_config` dict (through JSON or not)
+)->SpacedDiffusion:
+    "The respaced diffusion `cfg` describes: its original through `GaussianDiffusion.from_config`, respaced."
+    if not isinstance(cfg, dict) or 'use_timesteps' not in cfg:
+        raise UsageError("a respaced diffusion's config holds use_timesteps beside the original's settings, and this "
+                         "one has none: read a plain diffusion's config with GaussianDiffusion.from_config")
+    use = cfg['use_timesteps']
+    if not isinstance(use, (list, tuple)) or not all(isinstance(i, int) and not isinstance(i, bool) for i in use):
+        raise UsageError(f"the diffusion config's use_timesteps must be a list of integers, got {str(use)[:60]}")
+    original = GaussianDiffusion.from_config({k: v for k, v in cfg.items() if k != 'use_timesteps'})
+    return cls.from_diffusion(original, use)

@@ -13,7 +13,9 @@ from fastcore.basics import patch
 from .data import to_model_range, random_flip, save_image_grid, default_flip
 from .sample import sample
 from .schedules import BETA_SCHEDULES
-from .checkpoint import DIFFUSION_KEYS, _fsync_file, build_diffusion, latest_checkpoint, load_checkpoint, load_model, save_checkpoint
+from .diffusion import GaussianDiffusion, DIFFUSION_KEYS
+from .checkpoint import (CKPT_FORMATS, _fsync_file, build_diffusion, latest_checkpoint, load_checkpoint, load_model,
+                                save_checkpoint)
 from .machine import cpu_flags as _cpu_flags, resolve_precision
 from .errors import UsageError
 
@@ -249,8 +251,9 @@ def build_model(cfg:TrainConfig, in_ch:int|None=None, resolution:int|None=None)-
     return UNet.from_preset(cfg.preset, **kw)
 
 def diffusion_config(cfg:TrainConfig)->dict:
-    "The diffusion settings of `cfg`, as stored in config.json."
-    return {k: getattr(cfg, k) for k in DIFFUSION_KEYS}
+    "The diffusion of `cfg` as config.json stores it: `to_config` of what `from_config` makes of its diffusion fields."
+    fields = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg) if f.name in DIFFUSION_KEYS}
+    return GaussianDiffusion.from_config(fields).to_config()
 
 
 # %% ../nbs/07_train.ipynb #95226a9e
@@ -339,7 +342,7 @@ def _truncate_jsonl(path:Path, step:int):
 
 def make_config(cfg:TrainConfig, model:nn.Module, data_info:dict, machine:dict|None=None)->dict:
     "The contents of config.json: model (class + constructor args), diffusion, train config, dataset, the machine's choices."
-    return {'format': 'ddpm_nb-checkpoint-1', 'model': {'class': type(model).__name__, 'config': model.config},
+    return {'format': CKPT_FORMATS[-1], 'model': {'class': type(model).__name__, 'config': model.config},
             'diffusion': diffusion_config(cfg), 'train': cfg.to_dict(), 'dataset': data_info, 'machine': machine or {}}
 
 # %% ../nbs/07_train.ipynb #b92de9bf
