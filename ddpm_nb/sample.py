@@ -11,6 +11,7 @@ from .diffusion import GaussianDiffusion
 from .respace import SpacedDiffusion, space_timesteps, diffusion_settings
 from .data import image_grid
 from .machine import resolve_precision, autocast_model
+from .dpm_solver import DPMSolverStepper, dpm_timesteps
 from .errors import UsageError
 
 # %% auto #0
@@ -18,7 +19,7 @@ __all__ = ['SAMPLERS', 'VARIANCES', 'sampling_variance', 'Sampler', 'sampler_for
            'progressive_xstart', 'xstart_from_xt', 'interpolate', 'sample_quality', 'quality_table']
 
 # %% ../nbs/08_sample.ipynb #d8a82d52
-SAMPLERS = ('ancestral', 'ddim')
+SAMPLERS = ('ancestral', 'ddim', 'dpm++')
 VARIANCES = ('auto', 'model', 'fixedsmall', 'fixedlarge')
 
 def _plain(diffusion)->GaussianDiffusion:
@@ -49,10 +50,10 @@ def sampling_variance(
     return variance, 'asked for'
 
 class Sampler:
-    "A reverse chain over chosen timesteps of `diffusion`: 'ancestral' (Algorithm 2, respaced) or 'ddim' (η = `eta`)."
+    "A reverse chain over chosen timesteps of `diffusion`: 'ancestral' (Algorithm 2, respaced), 'ddim' (η = `eta`) or 'dpm++' (DPM-Solver++(2M), `08a_dpm_solver`)."
     def __init__(self,
         diffusion:GaussianDiffusion,  # the model's original diffusion (T steps)
-        name:str='ancestral',         # 'ancestral' or 'ddim'
+        name:str='ancestral',         # 'ancestral', 'ddim' or 'dpm++'
         timesteps=None,               # the original 0-based indices to visit (default: all T); the chain starts at the largest
         eta:float=0.0,                # DDIM's η (0: deterministic); ignored by 'ancestral'
         clip_denoised:bool=True,      # clip x̂_0 to [-1, 1] at every step (the reference's default)
@@ -68,7 +69,7 @@ class Sampler:
         if not use or use[0] < 0 or use[-1] >= T:
             raise UsageError(f"timesteps must be a non-empty set of indices in [0, {T}), got {len(use)} from "
                              f"{use[:1]} to {use[-1:]}")
-        if use[0] != 0:
+        if use[0] != 0 and name != 'dpm++':                  # DPM-Solver++'s last step goes to the data from any index
             raise UsageError(f"timesteps must include index 0 (the last step, which yields x_0), got a smallest index "
                              f"of {use[0]}")
         var, self.variance_why = sampling_variance(d, variance)
@@ -108,8 +109,9 @@ class Sampler:
         def shared(x):                                                          # one draw per block, repeated
             z = _noise((x.shape[0] // share_noise, *x.shape[1:]), generator, x.device, x.dtype)
             return z.repeat(share_noise, *([1] * (x.ndim - 1)))
-        noisy = self.name == 'ancestral' or self.eta > 0
+        noisy = self.name == 'ancestral' or (self.name == 'ddim' and self.eta > 0)
         if self.name == 'ancestral': step = lambda x_, t, z: d.p_sample(model, x_, t, self.clip_denoised, noise=z)
+        elif self.name == 'dpm++': step = lambda x_, t, z, s=DPMSolverStepper(d, model, 2, self.clip_denoised): s.step(x_, t)
         else: step = lambda x_, t, z: d.ddim_sample(model, x_, t, self.clip_denoised, eta=self.eta, noise=z)
         first_bad = torch.full((), -1, device=x.device)                 # kept on the device: no sync per step
         for out in d.reverse_steps(x, step, progress, noise_fn=shared if noisy else None):
@@ -140,7 +142,7 @@ def _check_steps(steps, n, what):
 
 def sampler_for(
     diffusion:GaussianDiffusion,  # the model's original diffusion
-    sampler:str='ancestral',      # 'ancestral' (Algorithm 2 on the respaced chain) or 'ddim'
+    sampler:str='ancestral',      # 'ancestral' (Algorithm 2 on the respaced chain), 'ddim' or 'dpm++' (DPM-Solver++(2M))
     steps:int|None=None,          # network calls; None: all T
     eta:float=0.0,                # DDIM's η
     clip_denoised:bool=True,      # clip x̂_0 to [-1, 1]
@@ -150,11 +152,12 @@ def sampler_for(
     T = _plain(diffusion).num_timesteps
     steps = T if steps is None else steps
     _check_steps(steps, T, 'T, the number of diffusion steps')
-    if steps < 2 <= T:
+    if steps < 2 <= T and sampler != 'dpm++':
         raise UsageError(f"steps must be at least 2: a chain from x_T needs its first step at index {T - 1} and its "
                          f"last at index 0, got {steps}")
     use = None
-    if steps < T:
+    if steps < T and sampler == 'dpm++': use = dpm_timesteps(T, steps)          # diffusers' default spacing
+    elif steps < T:
         if sampler == 'ddim':
             try: use = space_timesteps(T, f'ddim{steps}')
             except ValueError:
