@@ -140,7 +140,7 @@ def _check_stored_diffusion(dcfg, where:str):
     "The diffusion section's T and schedule bounds checked before anything is allocated: a CheckpointError naming the file."
     if not isinstance(dcfg, dict): raise CheckpointError(f"{where}: config.json's diffusion section is {dcfg!r}, not a mapping")
     T = dcfg.get('T')
-    if isinstance(T, bool) or not isinstance(T, int) or not 1 <= T <= MAX_T:
+    if 'T' in dcfg and (isinstance(T, bool) or not isinstance(T, int) or not 1 <= T <= MAX_T):     # a missing T: build_diffusion lists it
         raise CheckpointError(f"{where}: config.json's diffusion T is {T!r}; it must be an integer in [1, {MAX_T}] (restore the file from the run)")
     b = dcfg.get('betas')
     if dcfg.get('beta_schedule') == 'custom' and not (isinstance(b, list) and all(
