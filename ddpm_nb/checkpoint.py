@@ -4,13 +4,13 @@
 
 # %% ../nbs/06a_checkpoint.ipynb #06a5d0a2
 from __future__ import annotations
-import errno, json, os, pickle, shutil, time
+import errno, json, os, pickle, shutil, struct, time
 from pathlib import Path
 import torch
 from torch import nn
 
 # %% auto #0
-__all__ = ['CKPT_FILES', 'CKPT_FORMATS', 'CheckpointError', 'list_checkpoints', 'latest_checkpoint', 'save_checkpoint',
+__all__ = ['CKPT_FILES', 'CKPT_FORMATS', 'MAX_T', 'CheckpointError', 'list_checkpoints', 'latest_checkpoint', 'save_checkpoint',
            'resolve_checkpoint', 'load_checkpoint', 'build_diffusion', 'model_from_config', 'weights_dir',
            'shipped_weights', 'load_model']
 
@@ -85,8 +85,8 @@ def save_checkpoint(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True); raise
     for old in list_checkpoints(run_dir)[:-keep]: shutil.rmtree(old, ignore_errors=True)
-    for t in run_dir.glob('.tmp-*'):
-        shutil.rmtree(t, ignore_errors=True)   # debris of killed saves (one writer per run)
+    for t in [*run_dir.glob('.tmp-ckpt-*'), *run_dir.glob('.tmp-old-ckpt-*')]:
+        shutil.rmtree(t, ignore_errors=True)   # debris of killed saves (one writer per run); nothing else is touched
     return final
 
 # %% ../nbs/06a_checkpoint.ipynb #43cf4076
@@ -94,6 +94,8 @@ def resolve_checkpoint(path)->Path:
     "A checkpoint dir (has config.json) or a run dir (its newest ckpt-*), else FileNotFoundError."
     p = Path(path)
     if not p.exists(): raise FileNotFoundError(f"checkpoint {str(p)!r} does not exist")
+    if p.is_file():
+        raise FileNotFoundError(f"{str(p)!r} is a file; give the checkpoint directory that holds it ({str(p.parent)!r})")
     if (p / 'config.json').exists() or p.name.startswith('ckpt-'): return p
     c = latest_checkpoint(p)
     if c is None: raise FileNotFoundError(f"no checkpoint in {str(p)!r}: expected a ckpt-* directory or config.json")
@@ -128,11 +130,28 @@ def load_checkpoint(
                                   f"{str(e)[:100]})") from None
     if state:                                    # below: what a truncated, garbled or pickled file raises, nothing else
         try: out['state'] = torch.load(p / 'state.pt', weights_only=True, map_location='cpu')
-        except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as e: raise CheckpointError(f"checkpoint {str(p)!r}: state.pt is corrupt or not weights-only ({type(e).__name__}), so it is not loaded; "
-                                                     f"resume from an earlier checkpoint or start a new run") from None
+        except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError, struct.error) as e: raise CheckpointError(f"checkpoint {str(p)!r}: state.pt is corrupt or not weights-only ({type(e).__name__}), so it is not loaded; "
+                                                     f"move {p.name} out of the run directory and --resume continues from the checkpoint before it, or start a new run") from None
     return out
 
 # %% ../nbs/06a_checkpoint.ipynb #5ab8b308
+MAX_T = 100_000   # diffusion steps: far beyond any published model (1000-4000), and a few MB per schedule array
+
+def _check_stored_diffusion(dcfg, where:str):
+    "The diffusion section's T and schedule bounds checked before anything is allocated: a CheckpointError naming the file."
+    if not isinstance(dcfg, dict): raise CheckpointError(f"{where}: config.json's diffusion section is {dcfg!r}, not a mapping")
+    T = dcfg.get('T')
+    if 'T' in dcfg and (isinstance(T, bool) or not isinstance(T, int) or not 1 <= T <= MAX_T):     # a missing T: build_diffusion lists it
+        raise CheckpointError(f"{where}: config.json's diffusion T is {T!r}; it must be an integer in [1, {MAX_T}] (restore the file from the run)")
+    b = dcfg.get('betas')
+    if dcfg.get('beta_schedule') == 'custom' and 'betas' in dcfg and not (isinstance(b, list) and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < 1 for v in b)):
+        raise CheckpointError(f"{where}: config.json's stored betas must be a list of numbers in (0, 1) (restore the file from the run)")
+    for k in ('beta_start', 'beta_end'):
+        v = dcfg.get(k)
+        if dcfg.get('beta_schedule') != 'custom' and k in dcfg and (isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < 1):
+            raise CheckpointError(f"{where}: config.json's diffusion {k} is {v!r}; a β must lie in (0, 1) (restore the file from the run)")
+
 def build_diffusion(
     dcfg:dict,   # config.json's diffusion section: a `to_config` dict, or an older file's
     path=None,   # the checkpoint it comes from, named in errors
@@ -140,6 +159,7 @@ def build_diffusion(
     "The diffusion of a config.json, through `from_config`; a section it cannot rebuild is a `CheckpointError`."
     from ddpm_nb.diffusion import GaussianDiffusion
     from ddpm_nb.respace import SpacedDiffusion
+    _check_stored_diffusion(dcfg, f"checkpoint {str(path)!r}" if path is not None else 'config.json')
     cls = SpacedDiffusion if isinstance(dcfg, dict) and 'use_timesteps' in dcfg else GaussianDiffusion
     try: return cls.from_config(dcfg)
     except (TypeError, ValueError) as e:
@@ -149,6 +169,8 @@ def build_diffusion(
 def model_from_config(mcfg:dict)->nn.Module:
     "Rebuild the network from the 'model' section of config.json."
     from ddpm_nb.unet import UNet
+    if not isinstance(mcfg, dict) or not isinstance(mcfg.get('config'), dict):
+        raise CheckpointError(f"config.json's model section is {mcfg!r}: it must hold the U-Net's 'config' (restore the file from the run)")
     if mcfg.get('class', 'UNet') != 'UNet':
         raise CheckpointError(f"unknown model class {mcfg.get('class')!r} in config.json (expected 'UNet')")
     return UNet(**mcfg['config'])
@@ -172,12 +194,18 @@ def load_model(
     "The trained network, its diffusion and its config from a checkpoint or a shipped name."
     p = Path(os.fspath(ckpt)).expanduser()
     if not p.exists():
-        w = weights_dir() / str(ckpt)
+        name = str(ckpt)
+        if name in ('', '.', '..') or '/' in name or '\\' in name:     # a shipped name is a plain name; paths are paths
+            raise FileNotFoundError(f"no checkpoint {name!r}: no such path (a shipped model name is a plain name such as "
+                                    f"{(shipped_weights() or ['fashion_mnist'])[0]!r})")
+        w = weights_dir() / name
         if not (w / 'config.json').is_file():
             names = shipped_weights()
             raise FileNotFoundError(f"no checkpoint {str(ckpt)!r}: not a path, nor a shipped model name "
                                     f"(shipped: {', '.join(names) if names else 'none'})")
         p = w
+    if not ema and p.resolve().parent == weights_dir().resolve() and not (p / 'model.safetensors').is_file():
+        raise CheckpointError(f"the shipped model {p.name!r} holds only its EMA weights (what sampling uses); leave out --no-ema")
     ck = load_checkpoint(p, state=False, ema_only=ema)
     sd, where = ck['ema' if ema else 'model'], f"checkpoint {str(ck['path'])!r}"
     try:
@@ -196,6 +224,7 @@ def load_model(
     if nonfinite:
         raise CheckpointError(f"{where}: {len(nonfinite)} weight tensors hold NaN or inf (e.g. {nonfinite[0]}); the "
                               f"run diverged before this checkpoint")
+    _check_stored_diffusion(ck['config']['diffusion'], where)
     model = model_from_config(ck['config']['model'])
     model.load_state_dict(sd)
     diffusion = build_diffusion(ck['config']['diffusion'], ck['path'])

@@ -4,20 +4,23 @@
 
 # %% ../nbs/10_cli.ipynb #db21730e
 from __future__ import annotations
-import argparse, errno, json as _json, math, os, sys, time
+import argparse, dataclasses, errno, json as _json, math, os, sys, time
 from pathlib import Path
 import torch
 from fastcore.script import Param
 from fastcore.docments import docments
-from .checkpoint import CheckpointError, load_model, load_checkpoint, latest_checkpoint
+from .checkpoint import CheckpointError, build_diffusion, load_model, load_checkpoint, latest_checkpoint
 from .sample import sample
-from .train import TrainConfig, train, merge_resume, pick_device, NonFiniteLossError
+from .train import TrainConfig, train, merge_resume, pick_device, NonFiniteLossError, is_run_dir, check_run_dir
+from .schedules import BETA_SCHEDULES
 from .evaluate import bpd_stratified, score_run, plot_quality
 from .errors import UsageError
+from .diffusion import DIFFUSION_KEYS
+
 
 # %% auto #0
-__all__ = ['DEFAULT_MINUTES', 'PAPER_RECIPE_PRESETS', 'PRESET_DATASETS', 'run_cli', 'train_main', 'ddpm_nb_train', 'sample_main',
-           'ddpm_nb_sample', 'bpd_main', 'ddpm_nb_bpd', 'eval_main', 'ddpm_nb_eval']
+__all__ = ['DEFAULT_MINUTES', 'TRAIN_DIFFUSION_FIELDS', 'PAPER_RECIPE_PRESETS', 'PRESET_DATASETS', 'run_cli', 'train_main',
+           'ddpm_nb_train', 'sample_main', 'ddpm_nb_sample', 'bpd_main', 'ddpm_nb_bpd', 'eval_main', 'ddpm_nb_eval']
 
 # %% ../nbs/10_cli.ipynb #0b202308
 def _user_errors():
@@ -65,7 +68,7 @@ def run_cli(
     func,                  # a command: keyword arguments in, a JSON-able summary dict out
     prog:str,              # the program name, for messages
     argv:list|None=None,   # the arguments (default: sys.argv[1:])
-)->int:                    # the exit status: 0 ok, 1 user error, 2 bad arguments, 3 NaN/inf loss, 130 interrupted
+)->int:                    # the exit status: 0 ok, 1 user error (or a row that failed), 2 bad arguments, 3 NaN/inf loss, 128 + the signal that stopped a run (130 SIGINT, 143 SIGTERM, 129 SIGHUP)
     "Parse `argv` for `func`, run it, print the summary (one JSON line with --json); user errors become one line on stderr."
     args = vars(_parser(func, prog).parse_args(sys.argv[1:] if argv is None else argv))
     debug = os.environ.get('DDPM_NB_DEBUG', '') not in ('', '0')
@@ -86,27 +89,34 @@ def run_cli(
     if int(os.environ.get('RANK', 0)) == 0:                  # under torchrun, one summary (rank 0's)
         if args.get('json'): print(_json.dumps(_json_safe(res), allow_nan=False), flush=True)
         else: print(msg or res, flush=True)
-    return 130 if res.get('stopped') == 'signal' else 0
+    if res.get('stopped') == 'signal':
+        import signal
+        return 128 + int(getattr(signal, res.get('signal') or 'SIGINT', signal.SIGINT))
+    if res.get('error'):                                     # e.g. checkpoints that could not be scored: their rows say why
+        print(f"{prog}: error: {res['error']}", file=sys.stderr); return 1
+    return 0
 
 # %% ../nbs/10_cli.ipynb #753e099a
 DEFAULT_MINUTES = 15.0
+# the diffusion settings a training run takes (TrainConfig's fields among a diffusion's config keys)
+TRAIN_DIFFUSION_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name in DIFFUSION_KEYS)
 # the paper's own configurations keep its recipe by default
 PAPER_RECIPE_PRESETS = ('cifar10', 'celebahq256', 'lsun256')
 PRESET_DATASETS = {'tiny': 'fashion_mnist', 'fashion_mnist': 'fashion_mnist', 'cifar10': 'cifar10',
                    'celebahq256': 'celebahq'}
 
 def train_main(
-    preset:str=None,        # UNet preset: tiny, fashion_mnist, cifar10, celebahq256 (default: fashion_mnist)
+    preset:str=None,        # UNet preset: tiny, fashion_mnist, cifar10, celebahq256; named, it is the network built (default: fashion_mnist with the recipe's changes)
     dataset:str=None,       # dataset name or path (default: the preset's; fashion_mnist for tiny and fashion_mnist)
-    recipe:str=None,        # fast (short runs: lr 1e-3, power EMA, batch 32) or paper (Ho et al.); default: fast, paper for cifar10/celebahq256
+    recipe:str=None,        # fast (short runs: lr 1e-3, power EMA, batch 32, its own smaller network unless --preset is named) or paper (Ho et al.); default: fast, paper for cifar10/celebahq256
     steps:int=None,         # total optimizer steps (default: the recipe's; the main job is bounded by --minutes)
     minutes:float=None,     # also stop (with a checkpoint) after this many minutes (default: 15 when --steps is not given either)
     batch_size:int=None,    # global batch size (default: the recipe's, 32 fast / 128 paper)
     lr:float=None,          # Adam peak learning rate (default: the recipe's, 1e-3 fast / 2e-4 paper)
     lr_schedule:str=None,   # after warm-up: constant or cosine (to zero at the end of --steps or --minutes); default constant
     snr_gamma:float=None,   # min-SNR-γ loss weighting (e.g. 5); default off (L_simple)
-    init:str=None,          # start from these weights (a checkpoint, run dir or shipped name) with a fresh optimizer: train a model further
-    out:str=None,           # run directory (default: runs/<preset>)
+    init:str=None,          # start from these weights (a checkpoint, run dir or shipped name) with a fresh optimizer: their network and diffusion, trained further
+    out:str=None,           # run directory, new or empty or a run of its own; ~ is your home (default: runs/<preset>)
     seed:int=None,          # random seed (default 0)
     save_every:int=None,    # checkpoint every N steps (default 100)
     keep:int=None,          # keep the N newest checkpoints (default 2; a large N keeps a run's whole history, for `ddpm_nb_eval`'s curve)
@@ -115,7 +125,7 @@ def train_main(
     sample_n:int=None,      # images per sample grid (default 64)
     max_images:int=None,    # train on the first N images only
     image_size:int=None,    # resize every image to N x N (for folders of images of different sizes)
-    resume:bool=False,      # continue the run in --out from its newest checkpoint
+    resume:bool=False,      # continue the run in --out from its newest checkpoint (to go on from an older one, move the newer ckpt-* out of --out)
     device:str=None,        # auto, cpu, cuda, cuda:N (default auto)
     precision:str=None,     # auto, fp32, bf16, fp16 (default auto: bf16 where the hardware does it natively, else fp32)
     compile:bool=False,     # torch.compile the network
@@ -133,31 +143,58 @@ def train_main(
     from ddpm_nb.train import RECIPES
     if recipe is not None and recipe not in RECIPES:
         raise UsageError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
-    run = Path(out if out is not None else f"runs/{preset or 'fashion_mnist'}")
+    if out is not None and not str(out).strip():
+        raise UsageError("--out is empty; give a run directory (default: runs/<preset>)")
+    run = Path(out if out is not None else f"runs/{preset or 'fashion_mnist'}").expanduser()
     last = latest_checkpoint(run) if resume else None
+    if resume and last is None and not is_run_dir(run):
+        raise UsageError(f"--resume: {str(run)!r} holds no run to resume (no checkpoints); check --out, or leave out --resume to start a new run")
     if last is not None:
         if steps is not None and minutes is None:
             given['minutes'] = None      # a new --steps target is not cut short by an old budget
-        cfg = merge_resume(load_checkpoint(last, state=False)['config']['train'],
-                           {**given, 'recipe': recipe, 'out': str(run)})
+        cfg = merge_resume(load_checkpoint(last, state=False)['config'].get('train'),
+                           {**given, 'recipe': recipe, 'out': str(run)}, where=last)
     else:
-        p = preset or 'fashion_mnist'
+        check_run_dir(run)                                        # before any data is loaded
+        p = preset
+        if init is not None:                                      # --init trains the init weights' own network, on their diffusion
+            icfg = load_model(init)[2]
+            src = (icfg.get('train') or {}).get('preset')
+            if preset is not None and src is not None and preset != src:
+                raise UsageError(f"--preset {preset} beside --init {init}: a warm start trains the init's own network (preset {src}); "
+                                 f"leave out --preset")
+            if icfg['diffusion'].get('beta_schedule') not in BETA_SCHEDULES:
+                raise UsageError(f"--init {init} has a stored β schedule ({icfg['diffusion'].get('beta_schedule')!r}) that a training run "
+                                 f"cannot take; warm-start from a model with a named schedule ({', '.join(BETA_SCHEDULES)})")
+            p = p or src
+            given['model'] = dict(icfg['model']['config'])
+            idcfg = build_diffusion(icfg['diffusion']).to_config()          # older files read back in today's form
+            given.update({k: idcfg[k] for k in TRAIN_DIFFUSION_FIELDS})
+        elif preset is not None:
+            given['model'] = {}                                   # a named preset is the network built, whatever the recipe
+        p = p or 'fashion_mnist'
         if 'dataset' not in given:
             if p not in PRESET_DATASETS: raise UsageError(f"preset {p!r} has no default dataset; pass --dataset")
             given['dataset'] = PRESET_DATASETS[p]
         if steps is None and minutes is None:
             given['minutes'] = DEFAULT_MINUTES    # the main job: ~15 minutes whatever the machine
-        if init is not None:                                      # --init trains the init weights' own network
-            given['model'] = dict(load_model(init)[2]['model']['config'])
         rec = recipe or ('paper' if p in PAPER_RECIPE_PRESETS else 'fast')
+        from ddpm_nb.train import RECIPES
+        grid_steps = RECIPES[rec].get('sample_steps', TrainConfig.sample_steps)
+        if 'sample_steps' not in given and grid_steps and given.get('T', TrainConfig.T) < grid_steps:
+            given['sample_steps'] = given['T']            # the grids of a model with few steps (a warm start's) use all of them
         cfg = TrainConfig.from_recipe(rec, **{**given, 'preset': p, 'out': str(run)})
-    res = train(cfg, resume=resume, progress=progress)
+    res = train(cfg, resume=resume, progress=progress, log=lambda s: print(s, file=sys.stderr, flush=True))
     loss = 'n/a' if res['loss'] is None else f"{res['loss']:.4f}"
     if res['steps_trained'] == 0:
         res['message'] = f"nothing was trained: the run in {res['out']} is already at step {res['step']} >= --steps {cfg.steps}; pass a larger --steps to continue"
         return res
-    res['message'] = (f"{'stopped' if res['stopped'] != 'done' else 'trained'} at step {res['step']}, loss {loss}; "
-                      f"checkpoint {res['ckpt']}" + (f"; samples {res['samples']}" if res['samples'] else ''))
+    s = res['step']
+    head = {'done': f"trained to step {s} (--steps {cfg.steps} reached)", 'time': f"trained to step {s} (the {cfg.minutes or 0:g}-minute budget is spent)",
+            'signal': f"stopped at step {s} by {res['signal']}"}[res['stopped']]
+    res['message'] = (f"{head}: {res['images_this_run']:,} images seen in {res['seconds'] / 60:.1f} min"
+                      + (f" ({res['images_seen']:,} in all)" if res['images_seen'] != res['images_this_run'] else '')
+                      + f", loss {loss}; checkpoint {res['ckpt']}" + (f"; samples {res['samples']}" if res['samples'] else ''))
     return res
 
 def ddpm_nb_train(argv:list|None=None)->int:
@@ -165,8 +202,8 @@ def ddpm_nb_train(argv:list|None=None)->int:
     return run_cli(train_main, 'ddpm_nb_train', argv)
 
 # %% ../nbs/10_cli.ipynb #d720c647
-def _output_path(out, suffixes:tuple, what:str)->Path:
-    "Check an output file path before any work: a known suffix, not a directory, in a directory that exists and is writable."
+def _output_path(out, suffixes:tuple, what:str, force:bool=False, companion:str|None=None)->Path:
+    "Check an output file path before any work: a known suffix, not a directory, in a directory that exists and is writable, not an existing file unless `force` (nor its `companion` suffix's file)."
     if not str(out).strip(): raise UsageError(f"{what} is empty; give a file name ending in {' or '.join(suffixes)}")
     p = Path(out).expanduser()
     if p.is_dir(): raise UsageError(f"{what} {str(p)!r} is a directory; give a file name")
@@ -174,7 +211,28 @@ def _output_path(out, suffixes:tuple, what:str)->Path:
     parent = p.parent if str(p.parent) else Path('.')
     if not parent.is_dir(): raise UsageError(f"{what}: the directory {str(parent)!r} does not exist; create it first")
     if not os.access(parent, os.W_OK): raise UsageError(f"{what}: the directory {str(parent)!r} is not writable")
+    for q in [p] + ([p.with_suffix(companion)] if companion else []):
+        if (q.exists() or q.is_symlink()) and not force:
+            raise UsageError(f"{what}: {str(q)!r} exists{' (the grid written beside ' + p.name + ')' if q != p else ''}; pass --force to "
+                             f"overwrite it, or choose another name")
+        if q.is_symlink() or (q.exists() and not q.is_file()):
+            raise UsageError(f"{what}: {str(q)!r} is not a regular file; choose another name")
     return p
+
+def _check_sample_size(n:int, shape:tuple, out:Path):
+    "Refuse, before any sampling, `n` samples whose uint8 array (held in memory, and written whole to an .npz) would not fit."
+    need = n * math.prod(shape)                               # bytes: N·C·H·W uint8
+    try: free_mem = os.sysconf('SC_AVPHYS_PAGES') * os.sysconf('SC_PAGE_SIZE')
+    except (ValueError, OSError, AttributeError): free_mem = None
+    import shutil
+    free_disk = shutil.disk_usage(out.parent if str(out.parent) else '.').free
+    gb = lambda b: f"{b / 1e9:.3g} GB"
+    if free_mem is not None and need > free_mem // 2:
+        raise UsageError(f"--n {n} needs {gb(need)} of memory for the samples ({'x'.join(map(str, shape))} bytes each), and "
+                         f"{gb(free_mem)} is free: use --n {max(1, free_mem // 2 // math.prod(shape))} or less per call (vary --seed)")
+    if out.suffix.lower() == '.npz' and need > free_disk:
+        raise UsageError(f"--n {n} needs {gb(need)} on disk for {out.name}, and {gb(free_disk)} is free there: lower --n, or "
+                         f"write elsewhere")
 
 def sample_main(
     ckpt:str=None,          # checkpoint dir, run dir, or shipped model name (required)
@@ -186,16 +244,18 @@ def sample_main(
     ema:bool=True,          # --no-ema: sample with the raw weights instead of their EMA
     device:str='auto',      # auto, cpu, cuda
     batch_size:int=100,     # images per sampler call (~100 is fastest on a CPU: 191 img/s against 122 at 500, 2-core EPYC)
+    force:bool=False,       # overwrite --out (and, for .npz, the grid beside it) if it exists
     progress:bool=True,     # --no-progress: no progress bar
     json:bool=False,        # end with one JSON summary line
 )->dict:
-    "Sample `n` images from a trained model and save them as one grid."
+    "Sample `n` images from a trained model and save them as one grid (or every sample as .npz, with a grid of the first 64 beside it as .png)."
     _check_args(ckpt, n, batch_size, seed, sampler)
-    out = _output_path(out, ('.png', '.npz'), '--out')
+    out = _output_path(out, ('.png', '.npz'), '--out', force=force, companion='.png' if str(out).lower().endswith('.npz') else None)
     dev = pick_device(device)
     model, diffusion, cfg = load_model(ckpt, ema=ema, device=dev)
     m = cfg['model']['config']
     shape = (m['in_ch'], m['resolution'], m['resolution'])
+    _check_sample_size(n, shape, out)
     if steps is None and sampler == 'ddim': steps = 50
     t0 = time.time()
     from ddpm_nb.data import save_image_grid, from_model_range
@@ -207,13 +267,13 @@ def sample_main(
                 device=dev, progress=progress, on_batch=to_uint8)
     if out.suffix.lower() == '.npz':
         import numpy as np
-        tmp = out.with_name(f'.{out.name}.tmp.npz')
-        np.savez(tmp, arr_0=u8.permute(0, 2, 3, 1).numpy()); os.replace(tmp, out)
+        from ddpm_nb.data import atomic_file
+        with atomic_file(out) as f: np.savez(f, arr_0=u8.permute(0, 2, 3, 1).numpy())
         grid = save_image_grid(u8[:64], out.with_suffix('.png'))
     else: grid = save_image_grid(u8, out)
     steps = steps or diffusion.num_timesteps
     return {'out': str(out), 'grid': str(grid), 'n': n, 'sampler': sampler, 'steps': steps, 'seconds': round(time.time() - t0, 2),
-            'message': f"wrote {n} samples ({sampler}, {steps} steps) to {out}"}
+            'message': f"wrote {n} samples ({sampler}, {steps} steps) to {out}" + (f", and a grid of the first {min(n, 64)} to {grid}" if grid != out else '')}
 
 def ddpm_nb_sample(argv:list|None=None)->int:
     "Console script `ddpm_nb_sample`."
@@ -243,7 +303,7 @@ def bpd_main(
     from tqdm.auto import tqdm
     dev = pick_device(device)
     model, diffusion, cfg = load_model(ckpt, ema=ema, device=dev)
-    name = dataset or cfg.get('dataset', {}).get('name')
+    name = dataset or (cfg.get('dataset') or {}).get('name')
     if not name: raise UsageError("the checkpoint does not record its dataset; pass --dataset")
     u8, _ = load_images(name, split=split)
     m = cfg['model']['config']
@@ -279,19 +339,23 @@ def eval_main(
     device:str='auto',       # auto, cpu, cuda
     batch_size:int=100,      # images per sampler call (~100 is fastest on a CPU; more on a GPU)
     plot:str=None,           # also draw FID against minutes into this PNG
+    force:bool=False,        # overwrite --plot if it exists
     json:bool=False,         # end with one JSON line
 )->dict:
     "FID and KID of a run's checkpoints against the test set, with the step and training seconds of each."
     _check_args(ckpt, n, batch_size, seed, sampler, n_min=2, what='a run directory (every checkpoint is scored), a '
                                                                   'checkpoint directory, or a shipped model name')
-    if plot is not None: plot = _output_path(plot, ('.png',), '--plot')
+    if plot is not None: plot = _output_path(plot, ('.png',), '--plot', force=force)
     rows = score_run(ckpt, n=n, sampler=sampler, steps=steps, last_only=last, seed=seed, device=pick_device(device),
-                     batch_size=batch_size)
-    if plot is not None: plot_quality({str(ckpt): rows}, plot)
+                     batch_size=batch_size, on_error='row')
+    good = [r for r in rows if r.get('error') is None]
+    if plot is not None and good: plot_quality({str(ckpt): good}, plot)
     mins = lambda r: '?' if r['elapsed'] is None else f"{r['elapsed'] / 60:.1f}"
-    lines = [f"{Path(r['ckpt']).name}: step {r['step']}, {mins(r)} min, FID {r['fid']:.2f}, KID "
-             f"{r['kid_mean']:.4f}" for r in rows]
-    return {'rows': rows, 'n': n, 'sampler': sampler, 'steps': steps, 'message': '\n'.join(lines)}
+    lines = [f"{Path(r['ckpt']).name}: " + (f"step {r['step']}, {mins(r)} min, FID {r['fid']:.2f}, KID {r['kid_mean']:.4f}"
+                                              if r.get('error') is None else f"not scored: {r['error']}") for r in rows]
+    bad = len(rows) - len(good)
+    return {'rows': rows, 'n': n, 'sampler': sampler, 'steps': steps, 'message': '\n'.join(lines),
+            'error': f"{bad} of {len(rows)} checkpoints could not be scored (their rows say why)" if bad else None}
 
 def ddpm_nb_eval(argv:list|None=None)->int:
     "Console script `ddpm_nb_eval`."

@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_data.ipynb #16c914d5
 from __future__ import annotations
-import contextlib, gzip, io, math, os, re, socket, struct, threading, warnings
+import contextlib, gzip, io, math, os, re, socket, stat, struct, tempfile, threading, warnings
 from pathlib import Path
 from urllib.parse import urlparse
 import numpy as np
@@ -16,7 +16,7 @@ from .errors import UsageError
 # %% auto #0
 __all__ = ['FLIPPABLE', 'LOCAL_OPTIONS', 'DATA_ENV', 'KNOWN_DATASETS', 'to_model_range', 'from_model_range', 'default_flip',
            'random_flip', 'read_idx', 'DataUnavailableError', 'hub_reachable', 'data_roots', 'load_images',
-           'image_grid', 'save_image_grid', 'show_images']
+           'image_grid', 'atomic_file', 'save_image_grid', 'show_images']
 
 # %% ../nbs/06_data.ipynb #54df85f9
 def to_model_range(
@@ -215,8 +215,24 @@ def _labels_tensor(values, source)->Tensor:
         return torch.tensor([idx[v] for v in a.tolist()], dtype=torch.long)
     raise UsageError(f"{source}: the label column holds {a.dtype} values, expected integers or class names")
 
-def _from_arrow_batches(batches, features, source, size=None):
-    "Images and labels from an iterable of pyarrow tables/record batches with datasets `features`."
+def _image_file(path, base, name)->Path:
+    "The image file a dataset's `path` column names: resolved inside `base` (the dataset's folder) when given, and a regular file, or a UsageError naming the row."
+    p = Path(path)
+    if base is not None:
+        root = Path(base).resolve()
+        p = (root / p).resolve()
+        if not p.is_relative_to(root):
+            raise UsageError(f"{name}: its path {str(path)!r} lies outside the dataset's folder {str(root)!r}; store the image's bytes "
+                             f"in the dataset, or put the file under that folder")
+    try: st = os.stat(p)
+    except OSError as e:
+        raise UsageError(f"{name}: cannot read {str(p)!r} ({e.strerror}); fix the row's path or store the image's bytes") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise UsageError(f"{name}: {str(p)!r} is not a regular file (a directory, FIFO or device), so it is not read; fix the row's path")
+    return p
+
+def _from_arrow_batches(batches, features, source, size=None, base=None):
+    "Images and labels from an iterable of pyarrow tables/record batches with datasets `features`; a `path` is taken inside `base`."
     batches = iter(batches)
     first = next(batches, None)
     if first is None: raise UsageError(f"{source}: the dataset is empty")
@@ -228,8 +244,9 @@ def _from_arrow_batches(batches, features, source, size=None):
         for byts, path in zip(col.field('bytes').to_pylist(), col.field('path').to_pylist()):
             if byts is None and path is None:
                 raise UsageError(f"{source}: image {len(items)} is missing (no bytes, no path)")
-            names.append(f"{source}, image {len(items)}" + (f" ({path})" if path else '') if byts is not None else str(path))
-            items.append(byts if byts is not None else path)
+            name = f"{source}, image {len(items)}" + (f" ({path})" if path else '')
+            names.append(name if byts is not None else str(path))
+            items.append(byts if byts is not None else _image_file(path, base, f"{source}, row {len(items)}"))
         if lab is not None: labels.extend(b.column(lab).to_pylist())
     return _decode_files(items, source, size, names), (_labels_tensor(labels, source) if lab is not None else None)
 
@@ -252,12 +269,12 @@ def _pick_split(splits:dict, split, source):
         raise UsageError(f"split {split!r} not found in {source}: available splits are {sorted(splits)}")
     return splits[split]
 
-def _load_parquet(files, source, size=None):
+def _load_parquet(files, source, size=None, base=None):
     import pyarrow.parquet as pq, datasets
     tables = [pq.read_table(f) for f in files]
     features = datasets.Features.from_arrow_schema(tables[0].schema)
     batches = (b for t in tables for b in t.to_batches(max_chunksize=4096))
-    return _from_arrow_batches(batches, features, source, size)
+    return _from_arrow_batches(batches, features, source, size, base=base)
 
 # %% ../nbs/06_data.ipynb #f237c6a4
 _IMG_EXTS = {e for e, f in PIL.Image.registered_extensions().items() if f in PIL.Image.OPEN}
@@ -305,7 +322,7 @@ def _imagefolder(d:Path, split, size=None):
 def _load_local(p:Path, split='train', size=None):
     import datasets
     if p.is_file():
-        if p.suffix.lower() == '.parquet': return _load_parquet([p], str(p), size)
+        if p.suffix.lower() == '.parquet': return _load_parquet([p], str(p), size, base=p.parent)
         if p.suffix.lower() in _IMG_EXTS: return _decode_files([p], str(p), size), None
         return _load_idx(p, size)
     if (p/'dataset_dict.json').is_file() or (p/'state.json').is_file():
@@ -316,7 +333,7 @@ def _load_local(p:Path, split='train', size=None):
     if (pq := sorted(p.rglob('*.parquet'))):
         splits = {}
         for f in pq: splits.setdefault(_split_of(f, p), []).append(f)
-        return _load_parquet(_pick_split(splits, split, p), f"{p} ({split})", size)
+        return _load_parquet(_pick_split(splits, split, p), f"{p} ({split})", size, base=p)
     if (r := _imagefolder(p, split, size)) is not None: return r
     raise FileNotFoundError(f"{p} holds no images: expected IDX files, parquet files, a saved dataset or image files")
 
@@ -453,6 +470,24 @@ def _grid_array(x, nrow=None, padding=2):
         raise UsageError(f"only 1- or 3-channel images can be shown or saved, got {g.shape[0]} channels")
     return g[0].numpy() if g.shape[0] == 1 else g.permute(1, 2, 0).numpy()
 
+@contextlib.contextmanager
+def atomic_file(
+    path,   # the file to write; it appears whole or not at all
+):          # yields a binary file object open on a fresh temporary file beside `path`
+    "Write `path` atomically: a temporary made by `tempfile.mkstemp` (O_EXCL, so no planted file or symlink is followed) in the same directory, fsynced, then `os.replace`d onto `path`; on any error the temporary is removed and `path` is left as it was."
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else '.', prefix=f'.{path.name}.', suffix='.tmp')
+    try:
+        umask = os.umask(0); os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)                  # the permissions an ordinary open() would give, not mkstemp's 0600
+        with os.fdopen(fd, 'wb') as f:
+            yield f
+            f.flush(); os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError): os.unlink(tmp)
+        raise
+
 def save_image_grid(
     x:Tensor,            # images [B, C, H, W], C = 1 or 3: uint8, or float in [-1, 1]
     path,                # where to write; the format follows the suffix (PNG if unknown)
@@ -463,12 +498,7 @@ def save_image_grid(
     arr, path = _grid_array(x, nrow, padding), Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fmt = PIL.Image.registered_extensions().get(path.suffix.lower(), 'PNG')
-    tmpf = path.with_name(f'.{path.name}.{os.getpid()}.{threading.get_ident()}.tmp')
-    try:
-        PIL.Image.fromarray(arr).save(tmpf, format=fmt)
-        os.replace(tmpf, path)
-    finally:
-        if tmpf.exists(): tmpf.unlink()
+    with atomic_file(path) as f: PIL.Image.fromarray(arr).save(f, format=fmt)
     return path
 
 def show_images(

@@ -62,6 +62,13 @@ class GaussianDiffusion:
         rescale_timesteps:bool=False,    # pass t * 1000/T (float) to the model instead of the index
         lambda_vlb:float=0.001,          # λ of the 'hybrid' loss
     ):
+        if isinstance(betas, str):
+            raise UsageError(f"betas must be the schedule's values, got the string {betas!r}: build them with "
+                             f"get_beta_schedule({betas!r}, T), e.g. GaussianDiffusion(get_beta_schedule('linear', 1000))")
+        if not isinstance(rescale_timesteps, bool):          # the string 'False' would read as True
+            raise UsageError(f"rescale_timesteps must be True or False, got {rescale_timesteps!r}")
+        if isinstance(lambda_vlb, bool) or not isinstance(lambda_vlb, (int, float)) or not 0 <= lambda_vlb < float('inf'):
+            raise UsageError(f"lambda_vlb must be a finite number >= 0 (the hybrid loss's weight of its vb term), got {lambda_vlb!r}")
         self.model_mean_type = _choice(model_mean_type, MODEL_MEAN_TYPES, 'model_mean_type')
         self.model_var_type = _choice(model_var_type, MODEL_VAR_TYPES, 'model_var_type')
         self.loss_type = _choice(loss_type, LOSS_TYPES, 'loss_type')
@@ -86,6 +93,8 @@ class GaussianDiffusion:
         if getattr(t, '_valid_for', None) == (self.num_timesteps, x.shape[0], x.device): return t
         if isinstance(t, Tensor) and t.device != x.device:
             raise UsageError(f"{name} must be on the device of the data ({x.device}), got {t.device}")
+        if (t.dtype if isinstance(t, Tensor) else torch.as_tensor(t).dtype) == torch.bool:   # True/False would pass as 1/0
+            raise UsageError(f"{name} must be integer timestep indices, got booleans")
         given, t = t, check_timesteps(t, self.num_timesteps, x.shape[0]).to(x.device)
         if t is given: t = t.clone()                      # mark a copy, never the caller's tensor
         t._valid_for = (self.num_timesteps, x.shape[0], x.device)

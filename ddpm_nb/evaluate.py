@@ -178,7 +178,15 @@ def score_checkpoint(
     t0 = time.time()
     model, diffusion, cfg = load_model(ckpt, device=device)
     m = cfg['model']['config']
-    if ref is None: ref = reference_images(cfg.get('dataset', {}).get('name', 'fashion_mnist'), n)
+    if m.get('in_ch') != 1:
+        raise UsageError(f"FID and KID here use the Fashion-MNIST classifier's features, which take grayscale images, and this model makes "
+                         f"{m.get('in_ch')}-channel images: measure it with ddpm_nb_bpd, or write samples with ddpm_nb_sample --out x.npz "
+                         f"for an RGB FID tool (e.g. improved-diffusion's evaluator)")
+    if ref is None:
+        name = (cfg.get('dataset') or {}).get('name') or 'fashion_mnist'
+        try: ref = reference_images(name, n)
+        except UsageError as e:
+            raise UsageError(f"no reference images to score against ({e}); in Python, score_checkpoint(ckpt, ref=images) takes your own") from None
     x = sample(model, diffusion, n, sampler, steps, generator=torch.Generator().manual_seed(seed), shape=(m['in_ch'], m['resolution'], m['resolution']),
                batch_size=batch_size, device=device)
     r = fid_kid(x, ref, feature_fn=partial(fmnist_features, device=device))
@@ -193,6 +201,7 @@ def score_run(
     sampler:str='ancestral',       # 'ancestral' or 'ddim'
     steps:int=100,                 # sampler steps
     last_only:bool=False,          # score only the newest checkpoint
+    on_error:str='raise',          # 'row': a checkpoint that cannot be read or scored becomes a row {ckpt, step, elapsed, error} and the rest are scored
     **kw,                          # passed to `score_checkpoint` (seed, device, batch_size, ref)
 )->list:                           # one `score_checkpoint` dict per checkpoint, oldest first
     "Score every checkpoint of a run: the curve of FID and KID against training steps and wall-clock seconds."
@@ -201,7 +210,15 @@ def score_run(
     ckpts = list_checkpoints(p) if p.is_dir() and not (p / 'config.json').exists() else [run]
     if not ckpts: raise FileNotFoundError(f"no checkpoint in {str(p)!r}: expected ckpt-* directories")
     if last_only: ckpts = ckpts[-1:]
-    return [score_checkpoint(c, n=n, sampler=sampler, steps=steps, **kw) for c in ckpts]
+    from ddpm_nb.checkpoint import CheckpointError
+    if on_error not in ('raise', 'row'): raise UsageError(f"on_error must be 'raise' or 'row', got {on_error!r}")
+    rows = []
+    for c in ckpts:
+        try: rows.append(score_checkpoint(c, n=n, sampler=sampler, steps=steps, **kw))
+        except (CheckpointError, UsageError, FileNotFoundError) as e:
+            if on_error == 'raise': raise
+            rows.append(dict(ckpt=str(c), step=None, elapsed=None, n=n, sampler=sampler, steps=steps, error=str(e).splitlines()[0]))
+    return rows
 
 def plot_quality(
     curves:dict,             # label -> a `score_run` list

@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_train.ipynb #d6e79c11
 from __future__ import annotations
-import copy, dataclasses, json, math, os, signal, threading, time
+import contextlib, copy, dataclasses, json, math, os, signal, sys, threading, time
 from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import torch
@@ -14,17 +14,19 @@ from .data import to_model_range, random_flip, save_image_grid, default_flip
 from .sample import sample
 from .schedules import BETA_SCHEDULES
 from .diffusion import GaussianDiffusion, DIFFUSION_KEYS
-from .checkpoint import (CKPT_FORMATS, _fsync_file, build_diffusion, latest_checkpoint, load_checkpoint, load_model,
+from .checkpoint import (CKPT_FORMATS, MAX_T, CheckpointError, _fsync_file, build_diffusion, latest_checkpoint, load_checkpoint, load_model,
                                 save_checkpoint)
 from .machine import cpu_flags as _cpu_flags, resolve_precision
 from .errors import UsageError
 
 # %% auto #0
-__all__ = ['DEFAULT_STEPS', 'RECIPES', 'RUN_KEYS', 'TrainConfig', 'lr_at', 'EMA', 'epoch_permutation', 'DataOrder', 'rank_slice',
-           'rng_state', 'set_rng_state', 'build_model', 'diffusion_config', 'NonFiniteLossError', 'pick_device',
-           'RunLockedError', 'RunLock', 'make_config', 'merge_resume', 'Trainer', 'train']
+__all__ = ['MAX_IMAGE_SIZE', 'DEFAULT_STEPS', 'RECIPES', 'RUN_KEYS', 'RUN_MARKER', 'TrainConfig', 'lr_at', 'EMA',
+           'epoch_permutation', 'DataOrder', 'rank_slice', 'rng_state', 'set_rng_state', 'build_model',
+           'diffusion_config', 'NonFiniteLossError', 'pick_device', 'is_run_dir', 'check_run_dir', 'RunLockedError',
+           'RunLock', 'make_config', 'merge_resume', 'Trainer', 'train']
 
 # %% ../nbs/07_train.ipynb #eb8549ab
+MAX_IMAGE_SIZE = 2048  # pixels a side: 8x the paper's largest model; one 100000x100000 RGB image alone is 30 GB
 DEFAULT_STEPS = 350    # about 15 minutes of the fashion_mnist preset at batch 128 on a 2-core CPU (measured below)
 
 @dataclass
@@ -89,6 +91,13 @@ class TrainConfig:
             v = getattr(self, k)
             if v is not None and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
                 raise UsageError(f"TrainConfig.{k} must be a positive integer or None, got {v!r}")
+        if self.T > MAX_T:
+            raise UsageError(f"TrainConfig.T must be at most {MAX_T} diffusion steps (the paper uses 1000), got {self.T}")
+        if self.image_size is not None:
+            if self.image_size > MAX_IMAGE_SIZE:
+                raise UsageError(f"TrainConfig.image_size must be at most {MAX_IMAGE_SIZE} pixels a side, got {self.image_size}; "
+                                 f"choose a smaller --image-size")
+            _check_size_fits(self.preset, self.model, self.image_size, f"image_size {self.image_size}")
         if not isinstance(self.dataset, str) or not self.dataset.strip():
             raise UsageError(f"TrainConfig.dataset must name a dataset or a path, got {self.dataset!r}")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool) or not 0 <= self.seed < 2**63 - 3:
@@ -140,6 +149,17 @@ class TrainConfig:
         "A config with the values of `RECIPES[recipe]`, then `kw` on top."
         if recipe not in RECIPES: raise UsageError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
         return cls(**{**RECIPES[recipe], **kw, 'recipe': recipe})
+
+def _check_size_fits(preset:str, model:dict, size:int, what:str):
+    "A UsageError unless square images of `size` pixels fit the U-Net of `preset` (+ `model` overrides): it halves them len(ch_mult)-1 times."
+    from ddpm_nb.unet import PRESETS
+    if preset not in PRESETS: return                     # named wrongly: `UNet.from_preset` says so
+    levels = len((model or {}).get('ch_mult', PRESETS[preset]['ch_mult']))
+    f = 2 ** (levels - 1)
+    if size % f:
+        ok = sorted({max(f, size // f * f), (size // f + 1) * f})
+        raise UsageError(f"{what} does not fit preset {preset!r}, which halves the image {levels - 1} times: the size must be a multiple "
+                         f"of {f} (e.g. {' or '.join(map(str, ok))}); pass --image-size {ok[-1]}, or choose another --preset")
 
 # What differs from the dataclass defaults (the paper's). 'fast': chosen by FID after a 15-minute CPU budget (14_quality).
 RECIPES = {
@@ -285,6 +305,22 @@ def pick_device(name:str='auto', local_rank:int=0)->torch.device:
         raise UsageError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {name!r}")
     return torch.device(f'cuda:{local_rank}' if name == 'cuda' else name)
 
+RUN_MARKER = '.ddpm_nb-run'   # written into a run directory when its run starts: with the checkpoints, what makes a directory a run of ours
+
+def is_run_dir(d)->bool:
+    "Whether `d` holds a ddpm_nb run: checkpoints, or the marker a run writes when it starts."
+    d = Path(d)
+    return d.is_dir() and ((d / RUN_MARKER).is_file() or latest_checkpoint(d) is not None)
+
+def check_run_dir(d):
+    "A UsageError if `d` holds files but no run of ours: the trainer writes only into an empty directory or its own run, and never over what it did not create."
+    d = Path(d)
+    if not d.is_dir() or is_run_dir(d): return
+    theirs = sorted(p.name for p in d.iterdir() if p.name != '.lock')       # .lock: a lock left by this trainer
+    if theirs:
+        raise UsageError(f"--out {str(d)!r} holds files that are not a ddpm_nb run ({', '.join(theirs[:3])}{', ...' if len(theirs) > 3 else ''}); "
+                         f"choose a new or empty --out")
+
 class RunLockedError(FileExistsError):
     "Another live process trains into the same run directory."
 
@@ -337,8 +373,8 @@ def _truncate_jsonl(path:Path, step:int):
     "Keep the rows of `path` with row['step'] <= step (atomically)."
     if not path.exists(): return
     rows = [r for r in _read_jsonl(path) if isinstance(r, dict) and r.get('step', 0) <= step]
-    tmp = path.with_name(path.name + '.tmp')
-    tmp.write_text(''.join(json.dumps(r) + '\n' for r in rows)); _fsync_file(tmp); os.replace(tmp, path)
+    from ddpm_nb.data import atomic_file
+    with atomic_file(path) as f: f.write(''.join(json.dumps(r) + '\n' for r in rows).encode())
 
 def make_config(cfg:TrainConfig, model:nn.Module, data_info:dict, machine:dict|None=None)->dict:
     "The contents of config.json: model (class + constructor args), diffusion, train config, dataset, the machine's choices."
@@ -359,9 +395,15 @@ def _load_data(cfg:TrainConfig, images:Tensor|None):
 def merge_resume(
     saved:dict,   # the run's saved config (a checkpoint's config['train'])
     given:dict,   # fields asked for now: a whole `TrainConfig.to_dict()`, or only those given on a command line
+    where=None,   # the checkpoint `saved` came from, named in the error if it is not a valid config
 )->TrainConfig:   # the saved config with the run-steering fields (RUN_KEYS) of `given`
     "The one resume merge (the trainer's and the CLI's): other fields given with a value that differs from the run's are an error."
-    s = TrainConfig.from_dict(saved)
+    if not isinstance(saved, dict):
+        raise CheckpointError(f"checkpoint {str(where)!r}: config.json has no 'train' section, so the run cannot be resumed; "
+                              f"train a new run with --init {str(where)!r} instead")
+    try: s = TrainConfig.from_dict(saved)
+    except UsageError as e:
+        raise CheckpointError(f"checkpoint {str(where)!r}: config.json's train section is invalid ({e}); restore the file from the run") from None
     diff = [k for k, v in given.items() if k not in RUN_KEYS and v is not None and getattr(s, k) != v]
     if diff:
         raise UsageError(f"cannot resume with different {', '.join(diff)} (checkpoint has "
@@ -369,9 +411,14 @@ def merge_resume(
     return dataclasses.replace(s, **{k: v for k, v in given.items() if k in RUN_KEYS})
 
 # %% ../nbs/07_train.ipynb #18b4b0b8
-def _warm_start(model:nn.Module, src):
-    "Load `src`'s EMA weights into `model` (a fresh run's `init`); the architectures must be the same."
-    init, _, icfg = load_model(src)
+def _warm_start(model:nn.Module, src, dcfg:dict):
+    "Load `src`'s EMA weights into `model` (a fresh run's `init`); the architectures and the diffusions (`dcfg`, this run's) must be the same."
+    init, idiff, icfg = load_model(src)
+    hd = idiff.to_config()                                  # older files read back in today's form
+    ddiff = [k for k in DIFFUSION_KEYS if hd.get(k) != dcfg.get(k)]
+    if ddiff:
+        raise UsageError(f"init {str(src)!r} was trained with {', '.join(f'{k}={hd.get(k)!r}' for k in ddiff)}, this run asks for "
+                         f"{', '.join(f'{k}={dcfg.get(k)!r}' for k in ddiff)}: a warm start keeps its model's diffusion, so ask for the same")
     have, want = icfg['model']['config'], json.loads(json.dumps(model.config))   # JSON turns tuples into lists
     diff = sorted(k for k in have.keys() | want.keys() if have.get(k) != want.get(k))
     if diff:
@@ -386,13 +433,22 @@ class Trainer:
         images:Tensor|None=None,      # uint8 [N, C, H, W] to train on instead of loading `cfg.dataset`
         resume:bool=False,            # continue from the newest checkpoint in cfg.out (start fresh if there is none)
         progress:bool=True,           # show a progress bar (rank 0)
+        log=None,                     # called with the start line and any notes (rank 0); default: print them to stderr when `progress`
     ):
         self.rank, self.world, local_rank, self.we_init = _dist_info(cfg.device)
-        self.out, self.progress = Path(cfg.out), progress
+        self.out, self.progress, self.notes = Path(cfg.out), progress, []
+        self.log = log if log is not None else (lambda s: print(s, file=sys.stderr, flush=True)) if progress else (lambda s: None)
+        if self.rank == 0: check_run_dir(self.out)     # never a directory of someone else's files
+        created = self.rank == 0 and not self.out.exists()
         # one trainer per run directory (rank 0 writes for all)
         self.lock = RunLock(self.out).acquire() if self.rank == 0 else None
         try: self._setup(cfg, images, resume, local_rank)
-        except BaseException: self.close(); raise
+        except BaseException:
+            self.close()
+            if created:                                   # a run refused before it began leaves no directory behind
+                with contextlib.suppress(OSError):
+                    if [p.name for p in self.out.iterdir()] == ['.lock']: (self.out / '.lock').unlink(); self.out.rmdir()
+            raise
 
     def _setup(self, cfg, images, resume, local_rank):
         ck = None
@@ -400,7 +456,7 @@ class Trainer:
             last = latest_checkpoint(self.out)
             if last is not None:
                 ck = load_checkpoint(last)
-                cfg = merge_resume(ck['config']['train'], cfg.to_dict())
+                cfg = merge_resume(ck['config'].get('train'), cfg.to_dict(), where=last)
         elif latest_checkpoint(self.out) is not None:
             raise FileExistsError(f"{str(self.out)!r} already holds checkpoints; pass --resume (resume=True) to "
                                   f"continue that run, or choose another --out")
@@ -422,6 +478,12 @@ class Trainer:
         self.cfg, self.amp = cfg, {'bf16': torch.bfloat16, 'fp16': torch.float16}.get(prec)
         images = _load_data(cfg, images)
         N, C, H, W = images.shape
+        n_then = (ck['config'].get('dataset') or {}).get('n') if ck is not None else None
+        if n_then is not None and n_then != N:
+            self.notes.append(f"note: the data now hold {N} images, the run was trained on {n_then}; it goes on with the {N} (a new "
+                              f"epoch order from the next epoch)")
+        if H != W: raise UsageError(f"the images are {H}x{W}, and the U-Net takes square images: pass --image-size N")
+        _check_size_fits(cfg.preset, cfg.model, H, f"the data's size {H}x{W}")
         self.order, self.sl = DataOrder(N, cfg.batch_size, seed=cfg.seed), rank_slice(cfg.batch_size, self.rank,
                                                                                       self.world)
 
@@ -431,7 +493,7 @@ class Trainer:
             raise UsageError(f"preset {cfg.preset!r} expects "
                              f"{model.config.get('in_ch')}x{model.config.get('resolution')}px images, the data are {C}x{H}x{W}")
         self.diffusion = build_diffusion(diffusion_config(cfg))
-        if cfg.init is not None and ck is None: _warm_start(model, cfg.init)
+        if cfg.init is not None and ck is None: _warm_start(model, cfg.init, diffusion_config(cfg))
         self.ema = EMA(model, cfg.ema_decay, cfg.ema_warmup, cfg.ema_power)
         self.gen = torch.Generator().manual_seed(cfg.seed + 1)    # t, ε and flips, shared by all ranks
         torch.manual_seed(cfg.seed + 2 + self.rank)               # dropout: each rank its own stream
@@ -453,7 +515,15 @@ class Trainer:
                                   machine)
 
     def _restore(self, ck):
-        "Weights, EMA, optimizer, scaler, data position and random states from a checkpoint."
+        "Weights, EMA, optimizer, scaler, data position and random states from a checkpoint (a damaged one: a CheckpointError naming it)."
+        try: self._restore_state(ck)
+        except (KeyError, TypeError, ValueError, IndexError, RuntimeError) as e:
+            if isinstance(e, UsageError): raise
+            raise CheckpointError(f"checkpoint {str(ck['path'])!r} cannot be resumed: its state.pt or weights are damaged "
+                                  f"({type(e).__name__}: {str(e).splitlines()[0][:80] if str(e) else ''}); move {ck['path'].name} out of the run "
+                                  f"directory and --resume continues from the checkpoint before it") from None
+
+    def _restore_state(self, ck):
         self.model.load_state_dict(ck['model']); self.ema.model.load_state_dict(ck['ema'])
         st = ck['state']
         self.opt.load_state_dict(st['optimizer']); self.ema.load_state_dict(st['ema'])
@@ -563,25 +633,68 @@ def _stop_code(self:Trainer, stop:dict)->int:
     return code
 
 @patch
-# summary: step, steps_trained, loss, ckpt, out, samples, stopped ('done', 'time', 'signal')
+def describe(self:Trainer)->str:
+    "The start line: what this run does — recipe, network and its size, precision and why, data, output directory, budget."
+    cfg, m = self.cfg, self.config
+    n_par = sum(p.numel() for p in self.model.parameters())
+    net = f"preset {cfg.preset}" + (' (recipe overrides: ' + ', '.join(f'{k}={v}' for k, v in cfg.model.items()) + ')' if cfg.model else '')
+    if cfg.init is not None: net = f"warm start from {cfg.init} ({net})"
+    d = m['dataset']
+    left = cfg.steps - self.step
+    budget = (f"{cfg.minutes:g} min or {left} more steps, whichever ends first" if cfg.minutes is not None else f"{left} more steps") \
+             + (f" (from step {self.step})" if self.step else '')
+    return (f"train: recipe {cfg.recipe}; {net}, {n_par / 1e6:.2f}M parameters; {cfg.precision} ({m['machine'].get('precision_why')}) on "
+            f"{self.device}; data {d['name']} ({d['split']}, {d['n']} images {'x'.join(map(str, d['shape']))}); batch {cfg.batch_size}; "
+            f"out {self.out}; budget {budget}")
+
+@patch
+def _done(self:Trainer)->float:
+    "The fraction of this invocation's budget spent: of the steps, or of the minutes if that is larger (as `lr_now` counts it)."
+    done = self.step / self.cfg.steps
+    if self.cfg.minutes is not None: done = max(done, (time.time() - self.t_start) / (60 * self.cfg.minutes))
+    return min(done, 1.0)
+
+@patch
+def _bar(self:Trainer, tqdm):
+    "A progress bar over the budget the run has: steps, or (with a time budget) the percent of it spent, whichever is ahead."
+    off = not self.progress or self.rank != 0
+    if self.cfg.minutes is None:
+        return tqdm(total=self.cfg.steps, initial=self.step, disable=off, dynamic_ncols=True, desc='train', unit='step')
+    return tqdm(total=100.0, initial=round(100 * self._done(), 2), disable=off, dynamic_ncols=True, desc='train',
+                bar_format='{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}{postfix}')
+
+@patch
+def _bar_update(self:Trainer, bar):
+    if bar.disable: return
+    if self.cfg.minutes is None: bar.update(1); return
+    bar.update(round(100 * self._done(), 2) - bar.n)
+    bar.set_postfix_str(f"step {self.step}" + (f", loss {self.last_loss:.4f}" if self.last_loss is not None else ''), refresh=False)
+
+@patch
+# summary: step, steps_trained, loss, ckpt, out, samples, stopped ('done', 'time', 'signal'), signal, images_seen, images_this_run, seconds
 def run_loop(self:Trainer)->dict:
     "Train until `steps`, the time budget or a signal: run_step → log → save, then samples.png."
     from tqdm.auto import tqdm
     cfg, out, rank = self.cfg, self.out, self.rank
     det_before = torch.are_deterministic_algorithms_enabled()
     if cfg.deterministic and self.device.type == 'cpu': torch.use_deterministic_algorithms(True)
-    if rank == 0: out.mkdir(parents=True, exist_ok=True)
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        if not (out / RUN_MARKER).exists(): (out / RUN_MARKER).touch()   # this directory is a run of ours from now on
+        self.log(self.describe())
+        for n in self.notes: self.log(n)
     stop, old_handlers = {'signal': None}, {}
     if threading.current_thread() is threading.main_thread():
         def _on_signal(signum, frame):
             if stop['signal'] is not None: raise KeyboardInterrupt    # a second Ctrl-C: stop now
             stop['signal'] = signum
-        for s in (signal.SIGINT, signal.SIGTERM): old_handlers[s] = signal.signal(s, _on_signal)
+        # Ctrl-C, a kill, a closed terminal: each stops at the end of the step, with a checkpoint
+        for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, 'SIGHUP', None)):
+            if s is not None: old_handlers[s] = signal.signal(s, _on_signal)
     self.t_start, t_log, n_log = time.time(), time.perf_counter(), 0
     loss_acc = torch.zeros((), device=self.device)
     self.ckpt, stopped, step0 = latest_checkpoint(out), 'done', self.step
-    bar = tqdm(total=cfg.steps, initial=self.step, disable=not self.progress or rank != 0, dynamic_ncols=True,
-               desc='train')
+    bar = self._bar(tqdm)
     try:
         while self.step < cfg.steps:
             lr = self.lr_now()
@@ -598,7 +711,7 @@ def run_loop(self:Trainer)->dict:
                 with open(out / 'metrics.jsonl', 'a') as f: f.write(json.dumps(row) + '\n')
                 bar.set_postfix(loss=f'{row["loss"]:.4f}', img_s=f'{ips:.0f}', refresh=False)
                 t_log, n_log, loss_acc = now, 0, torch.zeros((), device=self.device)
-            bar.update(1)
+            self._bar_update(bar)
             code = self._stop_code(stop)
             if code: stopped = 'signal' if code == 2 else 'time'
             if self.step % cfg.save_every == 0 or self.step == cfg.steps or code:
@@ -612,16 +725,20 @@ def run_loop(self:Trainer)->dict:
         bar.close()
         for s, h in old_handlers.items(): signal.signal(s, h)
         if cfg.deterministic and self.device.type == 'cpu': torch.use_deterministic_algorithms(det_before)
+    sig = stop['signal']
     return {'step': self.step, 'steps_trained': self.step - step0, 'loss': self.last_loss, 'ckpt': str(latest_checkpoint(out)) if rank == 0 else None,
-            'out': str(out), 'samples': str(samples) if samples else None, 'stopped': stopped}
+            'out': str(out), 'samples': str(samples) if samples else None, 'stopped': stopped,
+            'signal': signal.Signals(sig).name if sig is not None else None, 'images_seen': self.step * cfg.batch_size,
+            'images_this_run': (self.step - step0) * cfg.batch_size, 'seconds': round(time.time() - self.t_start, 1)}
 
 def train(
     cfg:TrainConfig,              # the run
     images:Tensor|None=None,      # uint8 [N, C, H, W] to train on instead of loading `cfg.dataset`
     resume:bool=False,            # continue from the newest checkpoint in cfg.out (start fresh if there is none)
     progress:bool=True,           # show a progress bar (rank 0)
-)->dict:                          # summary: step, steps_trained, loss, ckpt, out, samples, stopped ('done', 'time', 'signal')
+    log=None,                     # called with the start line and notes (default: printed to stderr when `progress`)
+)->dict:                          # summary: step, steps_trained, loss, ckpt, out, samples, stopped ('done', 'time', 'signal'), signal, images_seen, images_this_run, seconds
     "Train a DDPM (Algorithm 1); checkpoints, metrics.jsonl and samples go to `cfg.out`."
-    t = Trainer(cfg, images, resume, progress)
+    t = Trainer(cfg, images, resume, progress, log)
     try: return t.run_loop()
     finally: t.close()
