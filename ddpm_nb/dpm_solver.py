@@ -28,7 +28,7 @@ def dpm_timesteps(
 
 # %% ../nbs/08a_dpm_solver.ipynb #403689c7
 class DPMSolverStepper:
-    "DPM-Solver++ (multistep, order 1 or 2) as the `step` of `chain.reverse_steps`: `step(x_t, t, noise)` -> dict(sample, pred_xstart)."
+    "DPM-Solver++ (multistep, order 1 or 2; ODE or SDE) as the `step` of `chain.reverse_steps`: `step(x_t, t, noise)` -> dict(sample, pred_xstart)."
     def __init__(self,
         chain:GaussianDiffusion,     # the chain it steps: a SpacedDiffusion over the visited timesteps (or a GaussianDiffusion: all T)
         model,                       # the network, model(x_t, t) with the original 0-based t (the chain translates)
@@ -36,18 +36,22 @@ class DPMSolverStepper:
         clip_denoised:bool=False,    # clip x̂_0 to [-1, 1] before it enters the update (diffusers: no thresholding)
         denoised_fn=None,            # optional function applied to x̂_0 (before clipping)
         model_kwargs:dict|None=None, # extra keyword arguments for the model
+        sde:bool=False,              # SDE-DPM-Solver++: a stochastic step (noise from the loop, else drawn from `generator`)
+        generator:torch.Generator|None=None, # the source of the SDE's noise when the loop passes none
     ):
         if not isinstance(chain, GaussianDiffusion): raise TypeError(f"chain must be a GaussianDiffusion, got {type(chain).__name__}")
         if order not in (1, 2): raise UsageError(f"order must be 1 (DDIM) or 2 (DPM-Solver++(2M)), got {order!r}")
         self.chain, self.model, self.order, self.clip_denoised = chain, model, order, clip_denoised
-        self.denoised_fn, self.model_kwargs = denoised_fn, model_kwargs
+        self.denoised_fn, self.model_kwargs, self.sde, self.generator = denoised_fn, model_kwargs, bool(sde), generator
         S = chain.schedule
         a_s, s_s = S.sqrt_alphas_cumprod, S.sqrt_one_minus_alphas_cumprod               # at index k
         a_t, s_t = S.alphas_cumprod_prev.sqrt(), (1 - S.alphas_cumprod_prev).sqrt()      # at the index below (data at k = 0)
         lam_s = a_s.log() - s_s.log()
         h = torch.cat([torch.full((1,), torch.inf, dtype=torch.float64), lam_s[:-1] - lam_s[1:]])   # h of the step from k
-        self.ratio = s_t / s_s
-        self.coef = -a_t * torch.expm1(-h)
+        if self.sde:                                   # e^{-h} more of x_s, α_t(1 - e^{-2h}) of D, and fresh noise
+            self.ratio, self.coef = s_t / s_s * torch.exp(-h), -a_t * torch.expm1(-2 * h)
+            self.noise_coef = s_t * (-torch.expm1(-2 * h)).sqrt()
+        else: self.ratio, self.coef = s_t / s_s, -a_t * torch.expm1(-h)
         self.w = torch.zeros_like(h)
         self.w[1:-1] = h[1:-1] / (2 * h[2:])
         self._cast, self._prev = {}, None
@@ -66,7 +70,7 @@ class DPMSolverStepper:
     def step(self,
         x:Tensor,               # x_t at the chain indices t, [B, C, ...]
         t:Tensor,               # chain indices, long [B] (as reverse_steps passes them)
-        noise:Tensor|None=None, # unused: the solver is deterministic
+        noise:Tensor|None=None, # the SDE's noise z shaped like x (drawn from `generator` if None); unused by the ODE solver
     )->dict:                    # sample: the state at the next index (x_0 at index 0); pred_xstart: x̂_0
         "One DPM-Solver++ step from chain index t to t - 1 (to the data at t = 0)."
         t = self.chain._check_t(t, x)
@@ -76,7 +80,12 @@ class DPMSolverStepper:
             follows = (t == prev[0] - 1).to(x0.dtype).reshape(x.shape[0], *((1,) * (x.ndim - 1)))
             d = x0 + follows * self._c('w', t, x) * (x0 - prev[1])
         self._prev = (t, x0)
-        return dict(sample=self._c('ratio', t, x) * x + self._c('coef', t, x) * d, pred_xstart=x0)
+        sample = self._c('ratio', t, x) * x + self._c('coef', t, x) * d
+        if self.sde:
+            if noise is None: noise = torch.randn(x.shape, generator=self.generator, dtype=x.dtype, device=self.generator.device if self.generator else x.device).to(x.device)
+            elif noise.shape != x.shape: raise UsageError(f"noise must have the shape of x {tuple(x.shape)}, got {tuple(noise.shape)}")
+            sample = sample + self._c('noise_coef', t, x) * noise
+        return dict(sample=sample, pred_xstart=x0)
 
 # %% ../nbs/08a_dpm_solver.ipynb #3c44335c
 def dpm_solver_chain(
@@ -110,10 +119,12 @@ def dpm_solver_sample(
     clip_denoised:bool=False,     # clip x̂_0 to [-1, 1] inside the solver (diffusers: off)
     model_kwargs:dict|None=None,  # extra keyword arguments for the model
     progress:bool=False,          # a tqdm bar over the steps
+    sde:bool=False,               # SDE-DPM-Solver++ instead of the ODE solver
+    generator:torch.Generator|None=None, # the source of the SDE's noise
 )->Tensor:                        # x_0: x̂_0 at the smallest visited index, shaped like x_T
-    "Samples by DPM-Solver++ on the probability-flow ODE from `x_T`, one network call per visited timestep."
+    "Samples by DPM-Solver++ from `x_T` (the probability-flow ODE, or with `sde=True` the reverse SDE), one network call per visited timestep."
     chain = dpm_solver_chain(diffusion, steps, timesteps)
-    stepper = DPMSolverStepper(chain, model, order, clip_denoised, model_kwargs=model_kwargs)
+    stepper = DPMSolverStepper(chain, model, order, clip_denoised, model_kwargs=model_kwargs, sde=sde, generator=generator)
     out = None
     for out in chain.reverse_steps(x_T, stepper.step, progress): pass
     return out['sample']
