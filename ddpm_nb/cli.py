@@ -10,7 +10,7 @@ import torch
 from fastcore.script import Param
 from fastcore.docments import docments
 from .checkpoint import CheckpointError, build_diffusion, load_model, load_checkpoint, latest_checkpoint
-from .sample import sample
+from .sample import sample, SAMPLERS
 from .train import TrainConfig, train, merge_resume, pick_device, NonFiniteLossError, is_run_dir, check_run_dir
 from .schedules import BETA_SCHEDULES
 from .evaluate import bpd_stratified, score_run, plot_quality
@@ -19,8 +19,9 @@ from .diffusion import DIFFUSION_KEYS
 
 
 # %% auto #0
-__all__ = ['DEFAULT_MINUTES', 'TRAIN_DIFFUSION_FIELDS', 'PAPER_RECIPE_PRESETS', 'PRESET_DATASETS', 'run_cli', 'train_main',
-           'ddpm_nb_train', 'sample_main', 'ddpm_nb_sample', 'bpd_main', 'ddpm_nb_bpd', 'eval_main', 'ddpm_nb_eval']
+__all__ = ['DEFAULT_MINUTES', 'DEFAULT_SAMPLER', 'SAMPLER_CALLS', 'TRAIN_DIFFUSION_FIELDS', 'PAPER_RECIPE_PRESETS',
+           'PRESET_DATASETS', 'run_cli', 'train_main', 'ddpm_nb_train', 'sample_main', 'ddpm_nb_sample', 'bpd_main',
+           'ddpm_nb_bpd', 'eval_main', 'ddpm_nb_eval']
 
 # %% ../nbs/10_cli.ipynb #0b202308
 def _user_errors():
@@ -58,7 +59,7 @@ def _check_args(ckpt, n, batch_size, seed, sampler=None, n_min=1, what='a checkp
     if ckpt is None: raise UsageError(f"--ckpt is required: {what}")
     if n < n_min:
         raise UsageError(f"--n must be at least {n_min}{' (FID needs a covariance)' if n_min > 1 else ''}, got {n}")
-    if sampler is not None and sampler not in ('ancestral', 'ddim'):
+    if sampler is not None and sampler not in SAMPLERS:
         raise UsageError(f"--sampler must be 'ancestral' or 'ddim', got {sampler!r}")
     if batch_size < 1: raise UsageError(f"--batch-size must be at least 1, got {batch_size}")
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
@@ -98,6 +99,9 @@ def run_cli(
 
 # %% ../nbs/10_cli.ipynb #753e099a
 DEFAULT_MINUTES = 15.0
+# ddpm_nb_sample's sampler and its network calls: chosen by FID against network calls (08_sample)
+DEFAULT_SAMPLER = 'dpm++'
+SAMPLER_CALLS = {'dpm++': 20, 'ancestral': 100, 'ddim': 50}
 # the diffusion settings a training run takes (TrainConfig's fields among a diffusion's config keys)
 TRAIN_DIFFUSION_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name in DIFFUSION_KEYS)
 # the paper's own configurations keep its recipe by default
@@ -239,8 +243,10 @@ def sample_main(
     n:int=64,               # number of images
     out:str='samples.png',  # a PNG grid, or .npz: every sample as uint8 [N, H, W, C] under 'arr_0' (and a grid of the first 64 beside it)
     seed:int=0,             # random seed
-    sampler:str='ancestral',# ancestral (the paper's) or ddim
-    steps:int=None,         # sampler steps (default: T for ancestral, 50 for ddim)
+    sampler:str=DEFAULT_SAMPLER, # dpm++ (DPM-Solver++, the best FID per network call), ancestral (the paper's) or ddim
+    steps:int=None,         # network calls (default: 20 for dpm++, 100 for ancestral, 50 for ddim)
+    variance:str='auto',    # ancestral only: auto (σ²=β̃), model (as trained), fixedsmall, fixedlarge
+    precision:str='auto',   # the network's autocast: auto (bf16 where the hardware does it natively), fp32, bf16
     ema:bool=True,          # --no-ema: sample with the raw weights instead of their EMA
     device:str='auto',      # auto, cpu, cuda
     batch_size:int=100,     # images per sampler call (~100 is fastest on a CPU: 191 img/s against 122 at 500, 2-core EPYC)
@@ -256,7 +262,7 @@ def sample_main(
     m = cfg['model']['config']
     shape = (m['in_ch'], m['resolution'], m['resolution'])
     _check_sample_size(n, shape, out)
-    if steps is None and sampler == 'ddim': steps = 50
+    if steps is None: steps = SAMPLER_CALLS[sampler]
     t0 = time.time()
     from ddpm_nb.data import save_image_grid, from_model_range
     def to_uint8(x):                                          # per batch: memory bounded by uint8 samples
@@ -264,16 +270,16 @@ def sample_main(
             raise UsageError(f"the model produced NaN or inf samples: its weights in {ckpt} are broken")
         return from_model_range(x)
     u8 = sample(model, diffusion, n, sampler, steps, generator=torch.Generator().manual_seed(seed), shape=shape, batch_size=batch_size,
-                device=dev, progress=progress, on_batch=to_uint8)
+                device=dev, progress=progress, on_batch=to_uint8, variance=variance, precision=precision, plan=(plan := {}))
     if out.suffix.lower() == '.npz':
         import numpy as np
         from ddpm_nb.data import atomic_file
         with atomic_file(out) as f: np.savez(f, arr_0=u8.permute(0, 2, 3, 1).numpy())
         grid = save_image_grid(u8[:64], out.with_suffix('.png'))
     else: grid = save_image_grid(u8, out)
-    steps = steps or diffusion.num_timesteps
-    return {'out': str(out), 'grid': str(grid), 'n': n, 'sampler': sampler, 'steps': steps, 'seconds': round(time.time() - t0, 2),
-            'message': f"wrote {n} samples ({sampler}, {steps} steps) to {out}" + (f", and a grid of the first {min(n, 64)} to {grid}" if grid != out else '')}
+    how = f"{sampler}, {steps} steps" + (f", σ²={plan['variance']}" if plan['variance'] else '') + f", {plan['precision']}"
+    return {'out': str(out), 'grid': str(grid), 'n': n, 'sampler': sampler, 'steps': steps, 'seconds': round(time.time() - t0, 2), 'plan': plan,
+            'message': f"wrote {n} samples ({how}) to {out}" + (f", and a grid of the first {min(n, 64)} to {grid}" if grid != out else '')}
 
 def ddpm_nb_sample(argv:list|None=None)->int:
     "Console script `ddpm_nb_sample`."
@@ -332,8 +338,10 @@ def ddpm_nb_bpd(argv:list|None=None)->int:
 def eval_main(
     ckpt:str=None,           # a run directory (every checkpoint), a checkpoint dir, or a shipped model name (required)
     n:int=1000,              # samples per checkpoint (and test images)
-    sampler:str='ancestral', # ancestral (respaced) or ddim
+    sampler:str='ancestral', # ancestral (respaced), ddim or dpm++
     steps:int=100,           # sampler steps
+    variance:str='auto',     # ancestral only: auto (σ²=β̃), model (as trained), fixedsmall, fixedlarge
+    precision:str='auto',    # the network's autocast: auto (bf16 where native), fp32, bf16
     last:bool=False,         # score only the newest checkpoint
     seed:int=0,              # random seed of the samples
     device:str='auto',       # auto, cpu, cuda
@@ -346,7 +354,7 @@ def eval_main(
     _check_args(ckpt, n, batch_size, seed, sampler, n_min=2, what='a run directory (every checkpoint is scored), a '
                                                                   'checkpoint directory, or a shipped model name')
     if plot is not None: plot = _output_path(plot, ('.png',), '--plot', force=force)
-    rows = score_run(ckpt, n=n, sampler=sampler, steps=steps, last_only=last, seed=seed, device=pick_device(device),
+    rows = score_run(ckpt, n=n, sampler=sampler, steps=steps, last_only=last, seed=seed, device=pick_device(device), variance=variance, precision=precision,
                      batch_size=batch_size, on_error='row')
     good = [r for r in rows if r.get('error') is None]
     if plot is not None and good: plot_quality({str(ckpt): good}, plot)

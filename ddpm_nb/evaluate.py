@@ -161,12 +161,14 @@ def _reference(dataset:str, split:str)->Tensor:
 def score_checkpoint(
     ckpt,                          # a checkpoint dir, a run dir (its newest checkpoint) or a shipped name
     n:int=1000,                    # samples (and reference images, unless `ref` is given)
-    sampler:str='ancestral',       # 'ancestral' (respaced Algorithm 2) or 'ddim'
+    sampler:str='ancestral',       # 'ancestral' (respaced Algorithm 2), 'ddim' or 'dpm++'
     steps:int=100,                 # sampler steps
     ref:Tensor|None=None,          # reference images (default: the first n test images of the model's dataset)
     seed:int=0,                    # the samples' random seed
     device='cpu',                  # where to sample and compute features
     batch_size:int=100,            # images per sampler call (~100 is fastest on a CPU; more on a GPU)
+    variance:str='auto',           # the ancestral step's σ² (`sample`'s `variance`)
+    precision:str='auto',          # the network's autocast (`sample`'s `precision`)
     return_samples:bool=False,     # also return the samples (float [n, C, H, W] in [-1, 1])
 )->dict:                           # ckpt, step, elapsed, n, sampler, steps, fid, kid_mean, kid_std, seconds (, samples)
     "FID and KID of `n` samples of a checkpoint against reference images, in the Fashion-MNIST classifier's feature space."
@@ -188,9 +190,10 @@ def score_checkpoint(
         except UsageError as e:
             raise UsageError(f"no reference images to score against ({e}); in Python, score_checkpoint(ckpt, ref=images) takes your own") from None
     x = sample(model, diffusion, n, sampler, steps, generator=torch.Generator().manual_seed(seed), shape=(m['in_ch'], m['resolution'], m['resolution']),
-               batch_size=batch_size, device=device)
+               batch_size=batch_size, device=device, variance=variance, precision=precision, plan=(plan := {}))
     r = fid_kid(x, ref, feature_fn=partial(fmnist_features, device=device))
     out = dict(ckpt=str(ckpt), step=cfg.get('step'), elapsed=_elapsed(cfg), n=n, sampler=sampler, steps=steps,
+               variance=plan['variance'], precision=plan['precision'],
                fid=r['fid'], kid_mean=r['kid_mean'], kid_std=r['kid_std'], seconds=time.time() - t0)
     if return_samples: out['samples'] = x
     return out
