@@ -196,9 +196,10 @@ def train_main(
     s = res['step']
     head = {'done': f"trained to step {s} (--steps {cfg.steps} reached)", 'time': f"trained to step {s} (the {cfg.minutes or 0:g}-minute budget is spent)",
             'signal': f"stopped at step {s} by {res['signal']}"}[res['stopped']]
-    res['message'] = (f"{head}: {res['images_this_run']:,} images seen in {res['seconds'] / 60:.1f} min"
+    res['message'] = (f"{head}: {res['images_this_run']:,} images seen in {res['seconds'] / 60:.1f} min of training"
                       + (f" ({res['images_seen']:,} in all)" if res['images_seen'] != res['images_this_run'] else '')
-                      + f", loss {loss}; checkpoint {res['ckpt']}" + (f"; samples {res['samples']}" if res['samples'] else ''))
+                      + f", loss {loss}; checkpoint {res['ckpt']}"
+                      + (f"; samples {res['samples']} ({res['sample_seconds'] / 60:.1f} min)" if res['samples'] else ''))
     return res
 
 def ddpm_nb_train(argv:list|None=None)->int:

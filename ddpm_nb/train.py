@@ -671,7 +671,7 @@ def _bar_update(self:Trainer, bar):
     bar.set_postfix_str(f"step {self.step}" + (f", loss {self.last_loss:.4f}" if self.last_loss is not None else ''), refresh=False)
 
 @patch
-# summary: step, steps_trained, loss, ckpt, out, samples, stopped ('done', 'time', 'signal'), signal, images_seen, images_this_run, seconds
+# summary: step, steps_trained, loss, ckpt, out, samples, stopped ('done', 'time', 'signal'), signal, images_seen, images_this_run, seconds (training), sample_seconds
 def run_loop(self:Trainer)->dict:
     "Train until `steps`, the time budget or a signal: run_step → log → save, then samples.png."
     from tqdm.auto import tqdm
@@ -720,7 +720,11 @@ def run_loop(self:Trainer)->dict:
             if code: break
             if cfg.sample_every and self.step % cfg.sample_every == 0 and rank == 0:
                 self.grid(out / 'samples' / f'step_{self.step:07d}.png', cfg.sample_n)
-        samples = self.grid(out / 'samples.png', cfg.sample_n) if rank == 0 and stopped != 'signal' and self.step > step0 else None
+        bar.close(); t_train = time.time() - self.t_start          # the bar and the time are the training's, not the final grid's
+        samples = None
+        if rank == 0 and stopped != 'signal' and self.step > step0:
+            self.log(f"train: drawing samples.png ({cfg.sample_n} samples, {cfg.sampler}, {cfg.sample_steps or self.diffusion.num_timesteps} steps)")
+            samples = self.grid(out / 'samples.png', cfg.sample_n)
     finally:
         bar.close()
         for s, h in old_handlers.items(): signal.signal(s, h)
@@ -729,7 +733,8 @@ def run_loop(self:Trainer)->dict:
     return {'step': self.step, 'steps_trained': self.step - step0, 'loss': self.last_loss, 'ckpt': str(latest_checkpoint(out)) if rank == 0 else None,
             'out': str(out), 'samples': str(samples) if samples else None, 'stopped': stopped,
             'signal': signal.Signals(sig).name if sig is not None else None, 'images_seen': self.step * cfg.batch_size,
-            'images_this_run': (self.step - step0) * cfg.batch_size, 'seconds': round(time.time() - self.t_start, 1)}
+            'images_this_run': (self.step - step0) * cfg.batch_size, 'seconds': round(t_train, 1),
+            'sample_seconds': round(time.time() - self.t_start - t_train, 1)}
 
 def train(
     cfg:TrainConfig,              # the run
@@ -737,7 +742,7 @@ def train(
     resume:bool=False,            # continue from the newest checkpoint in cfg.out (start fresh if there is none)
     progress:bool=True,           # show a progress bar (rank 0)
     log=None,                     # called with the start line and notes (default: printed to stderr when `progress`)
-)->dict:                          # summary: step, steps_trained, loss, ckpt, out, samples, stopped ('done', 'time', 'signal'), signal, images_seen, images_this_run, seconds
+)->dict:                          # summary: step, steps_trained, loss, ckpt, out, samples, stopped ('done', 'time', 'signal'), signal, images_seen, images_this_run, seconds (training), sample_seconds
     "Train a DDPM (Algorithm 1); checkpoints, metrics.jsonl and samples go to `cfg.out`."
     t = Trainer(cfg, images, resume, progress, log)
     try: return t.run_loop()
