@@ -113,7 +113,7 @@ def train_main(
     preset:str=None,        # UNet preset: tiny, fashion_mnist, cifar10, celebahq256; named, it is the network built (default: fashion_mnist with the recipe's changes)
     dataset:str=None,       # dataset name or path (default: the preset's; fashion_mnist for tiny and fashion_mnist)
     recipe:str=None,        # fast (short runs: lr 1e-3, power EMA, batch 32, its own smaller network unless --preset is named) or paper (Ho et al.); default: fast, paper for cifar10/celebahq256
-    steps:int=None,         # total optimizer steps (default: the recipe's; the main job is bounded by --minutes)
+    steps:int=None,         # total optimizer steps (default: the recipe's; with neither --steps nor --minutes, 15 minutes bound the run)
     minutes:float=None,     # also stop (with a checkpoint) after this many minutes (default: 15 when --steps is not given either)
     batch_size:int=None,    # global batch size (default: the recipe's, 32 fast / 128 paper)
     lr:float=None,          # Adam peak learning rate (default: the recipe's, 1e-3 fast / 2e-4 paper)
@@ -181,7 +181,7 @@ def train_main(
             if p not in PRESET_DATASETS: raise UsageError(f"preset {p!r} has no default dataset; pass --dataset")
             given['dataset'] = PRESET_DATASETS[p]
         if steps is None and minutes is None:
-            given['minutes'] = DEFAULT_MINUTES    # the main job: ~15 minutes whatever the machine
+            given['minutes'] = DEFAULT_MINUTES    # the default run: ~15 minutes whatever the machine
         rec = recipe or ('paper' if p in PAPER_RECIPE_PRESETS else 'fast')
         from ddpm_nb.train import RECIPES
         grid_steps = RECIPES[rec].get('sample_steps', TrainConfig.sample_steps)
