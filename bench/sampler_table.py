@@ -57,7 +57,7 @@ def main(argv=None):
                                batch_size=a.batch_size, variance=var, precision=prec, plan=plan)
                     sec = time.time() - t0
                     f = fmnist_features(x)
-                    row = dict(model=m, step=cfg.get('step'), sampler=name, variance_asked=var, steps=steps,
+                    row = dict(model=m, step=cfg.get('step'), elapsed=cfg.get('elapsed'), sampler=name, variance_asked=var, steps=steps,
                                precision_asked=prec, seed=seed, n=a.n, plan=plan, seconds=round(sec, 1),
                                load_before=load0, load_after=os.getloadavg()[0], torch=torch.__version__,
                                threads=torch.get_num_threads(), date=time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()))

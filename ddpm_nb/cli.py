@@ -101,7 +101,7 @@ def run_cli(
 DEFAULT_MINUTES = 15.0
 # ddpm_nb_sample's sampler and its network calls: chosen by FID against network calls (08_sample)
 DEFAULT_SAMPLER = 'dpm++'
-SAMPLER_CALLS = {'dpm++': 20, 'ancestral': 100, 'ddim': 50}
+SAMPLER_CALLS = {'dpm++': 20, 'dpm++sde': 20, 'ancestral': 100, 'ddim': 50}
 # the diffusion settings a training run takes (TrainConfig's fields among a diffusion's config keys)
 TRAIN_DIFFUSION_FIELDS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.name in DIFFUSION_KEYS)
 # the paper's own configurations keep its recipe by default

@@ -19,7 +19,7 @@ __all__ = ['SAMPLERS', 'VARIANCES', 'sampling_variance', 'Sampler', 'sampler_for
            'progressive_xstart', 'xstart_from_xt', 'interpolate', 'sample_quality', 'quality_table']
 
 # %% ../nbs/08_sample.ipynb #d8a82d52
-SAMPLERS = ('ancestral', 'ddim', 'dpm++')
+SAMPLERS = ('ancestral', 'ddim', 'dpm++', 'dpm++sde')
 VARIANCES = ('auto', 'model', 'fixedsmall', 'fixedlarge')
 
 def _plain(diffusion)->GaussianDiffusion:
@@ -50,10 +50,10 @@ def sampling_variance(
     return variance, 'asked for'
 
 class Sampler:
-    "A reverse chain over chosen timesteps of `diffusion`: 'ancestral' (Algorithm 2, respaced), 'ddim' (η = `eta`) or 'dpm++' (DPM-Solver++(2M), `08a_dpm_solver`)."
+    "A reverse chain over chosen timesteps of `diffusion`: 'ancestral' (Algorithm 2, respaced), 'ddim' (η = `eta`), 'dpm++' (DPM-Solver++(2M), `08a_dpm_solver`) or 'dpm++sde' (its SDE variant)."
     def __init__(self,
         diffusion:GaussianDiffusion,  # the model's original diffusion (T steps)
-        name:str='ancestral',         # 'ancestral', 'ddim' or 'dpm++'
+        name:str='ancestral',         # 'ancestral', 'ddim', 'dpm++' or 'dpm++sde'
         timesteps=None,               # the original 0-based indices to visit (default: all T); the chain starts at the largest
         eta:float=0.0,                # DDIM's η (0: deterministic); ignored by 'ancestral'
         clip_denoised:bool=True,      # clip x̂_0 to [-1, 1] at every step (the reference's default)
@@ -69,7 +69,7 @@ class Sampler:
         if not use or use[0] < 0 or use[-1] >= T:
             raise UsageError(f"timesteps must be a non-empty set of indices in [0, {T}), got {len(use)} from "
                              f"{use[:1]} to {use[-1:]}")
-        if use[0] != 0 and name != 'dpm++':                  # DPM-Solver++'s last step goes to the data from any index
+        if use[0] != 0 and not name.startswith('dpm++'):                  # DPM-Solver++'s last step goes to the data from any index
             raise UsageError(f"timesteps must include index 0 (the last step, which yields x_0), got a smallest index "
                              f"of {use[0]}")
         var, self.variance_why = sampling_variance(d, variance)
@@ -109,9 +109,10 @@ class Sampler:
         def shared(x):                                                          # one draw per block, repeated
             z = _noise((x.shape[0] // share_noise, *x.shape[1:]), generator, x.device, x.dtype)
             return z.repeat(share_noise, *([1] * (x.ndim - 1)))
-        noisy = self.name == 'ancestral' or (self.name == 'ddim' and self.eta > 0)
+        noisy = self.name in ('ancestral', 'dpm++sde') or (self.name == 'ddim' and self.eta > 0)
         if self.name == 'ancestral': step = lambda x_, t, z: d.p_sample(model, x_, t, self.clip_denoised, noise=z)
         elif self.name == 'dpm++': step = lambda x_, t, z, s=DPMSolverStepper(d, model, 2, self.clip_denoised): s.step(x_, t)
+        elif self.name == 'dpm++sde': step = lambda x_, t, z, s=DPMSolverStepper(d, model, 2, self.clip_denoised, sde=True): s.step(x_, t, z)
         else: step = lambda x_, t, z: d.ddim_sample(model, x_, t, self.clip_denoised, eta=self.eta, noise=z)
         first_bad = torch.full((), -1, device=x.device)                 # kept on the device: no sync per step
         for out in d.reverse_steps(x, step, progress, noise_fn=shared if noisy else None):
@@ -152,11 +153,11 @@ def sampler_for(
     T = _plain(diffusion).num_timesteps
     steps = T if steps is None else steps
     _check_steps(steps, T, 'T, the number of diffusion steps')
-    if steps < 2 <= T and sampler != 'dpm++':
+    if steps < 2 <= T and not sampler.startswith('dpm++'):
         raise UsageError(f"steps must be at least 2: a chain from x_T needs its first step at index {T - 1} and its "
                          f"last at index 0, got {steps}")
     use = None
-    if steps < T and sampler == 'dpm++': use = dpm_timesteps(T, steps)          # diffusers' default spacing
+    if steps < T and sampler.startswith('dpm++'): use = dpm_timesteps(T, steps)          # diffusers' default spacing
     elif steps < T:
         if sampler == 'ddim':
             try: use = space_timesteps(T, f'ddim{steps}')
