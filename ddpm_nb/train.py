@@ -11,7 +11,7 @@ import torch
 from torch import Tensor, nn
 from fastcore.basics import patch
 from .data import to_model_range, random_flip, save_image_grid, default_flip
-from .sample import sample
+from .sample import sample, SAMPLERS
 from .schedules import BETA_SCHEDULES
 from .diffusion import GaussianDiffusion, DIFFUSION_KEYS
 from .checkpoint import (CKPT_FORMATS, MAX_T, CheckpointError, _fsync_file, build_diffusion, latest_checkpoint, load_checkpoint, load_model,
@@ -72,7 +72,7 @@ class TrainConfig:
     log_every:int=10                  # append a metrics row every N steps
     sample_every:int=0                # write a sample grid every N steps (0: off); samples.png is written at the end regardless
     sample_n:int=64                   # images per sample grid
-    sampler:str='ddim'                # sampler for the grids: 'ddim' (η=0) or 'ancestral' (respaced when sample_steps < T)
+    sampler:str='ddim'                # sampler for the grids: one of `SAMPLERS` ('ancestral' is respaced when sample_steps < T)
     sample_steps:int|None=50          # sampler steps for the grids (None: T)
     # the machine
     device:str='auto'                 # 'auto', 'cpu', 'cuda', 'cuda:1', ...
@@ -123,8 +123,8 @@ class TrainConfig:
             raise UsageError(f"TrainConfig.ema_power must be > 0 or None, got {self.ema_power!r}")
         if self.recipe not in RECIPES:
             raise UsageError(f"TrainConfig.recipe must be one of {', '.join(RECIPES)}, got {self.recipe!r}")
-        if self.sampler not in ('ddim', 'ancestral'):
-            raise UsageError(f"TrainConfig.sampler must be 'ddim' or 'ancestral', got {self.sampler!r}")
+        if self.sampler not in SAMPLERS:
+            raise UsageError(f"TrainConfig.sampler must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
         if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
             raise UsageError(f"TrainConfig.lr must be a finite number > 0, got {self.lr!r}")
         if self.minutes is not None and not self.minutes > 0:
@@ -166,7 +166,7 @@ RECIPES = {
     'paper': {},
     'fast': dict(steps=100_000, batch_size=32, lr=1e-3, warmup=100, lr_schedule='cosine', ema_power=7.0,
                  model={'dropout': 0.0, 'ch': 24, 'attn_resolutions': [], 'num_groups': 8},   # 0.9M parameters: more images a minute
-                 sampler='ancestral', sample_steps=100),   # its grids: the sampler that scored best (FID 80 against 127 for DDIM 25)
+                 sampler='ancestral', sample_steps=100),   # its grids: ancestral with σ²=β̃, the best FID per sample (08_sample)
 }
 
 # %% ../nbs/07_train.ipynb #7d2d967c
