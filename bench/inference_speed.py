@@ -1,0 +1,73 @@
+"""Sampling speed on this machine: forward passes per second of ddpm_nb's U-Net and diffusers' UNet2DModel of the same
+shape and weights, at a sampling batch, under each precision, thread count and memory layout, in one run. Prints a
+markdown table (images per second, and ddpm_nb's ratio to diffusers in the same setting) and writes it as JSON.
+
+    python bench/inference_speed.py --json bench/results/2026-12-05_cpu_inference.json [--batch 100] [--reps 20]
+"""
+from __future__ import annotations
+import argparse, json, os, platform, time
+from pathlib import Path
+import torch
+
+
+def shapes():
+    "The two networks a user samples here: the shipped preset and the main job's (the fast recipe's)."
+    from ddpm_nb.train import RECIPES
+    return {'fashion_mnist': {}, 'main job (fast recipe)': dict(RECIPES['fast']['model'])}
+
+
+def pair(kw, seed=0):
+    from diffusers import UNet2DModel
+    from ddpm_nb.unet import UNet
+    torch.manual_seed(seed)
+    ours = UNet.from_preset('fashion_mnist', **kw).eval()
+    theirs = UNet2DModel(**ours.to_diffusers_config()).eval()
+    theirs.load_state_dict(ours.to_diffusers_state_dict())
+    return ours, theirs
+
+
+@torch.inference_mode()
+def rate(f, x, t, precision, reps):
+    "Images per second of f(x, t), the median of `reps` timed calls after 3 warm-up calls."
+    ctx = (lambda: torch.autocast('cpu', dtype=torch.bfloat16)) if precision == 'bf16' else (lambda: torch.autocast('cpu', enabled=False))
+    times = []
+    for i in range(reps + 3):
+        t0 = time.perf_counter()
+        with ctx(): f(x, t)
+        if i >= 3: times.append(time.perf_counter() - t0)
+    return x.shape[0] / sorted(times)[len(times) // 2]
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument('--json', required=True)
+    ap.add_argument('--batch', type=int, default=100)
+    ap.add_argument('--reps', type=int, default=20)
+    ap.add_argument('--threads', default='1,2')
+    a = ap.parse_args(argv)
+    from ddpm_nb.machine import cpu_flags
+    rows, load0 = [], os.getloadavg()
+    for name, kw in shapes().items():
+        ours, theirs_m = pair(kw)
+        theirs = lambda x, t: theirs_m(x, t).sample
+        for threads in [int(s) for s in a.threads.split(',')]:
+            torch.set_num_threads(threads)
+            for precision in ('fp32', 'bf16'):
+                for layout in ('contiguous', 'channels_last'):
+                    x = torch.randn(a.batch, 1, 28, 28)
+                    if layout == 'channels_last': x = x.contiguous(memory_format=torch.channels_last)
+                    t = torch.randint(0, 1000, (a.batch,))
+                    fmt = torch.channels_last if layout == 'channels_last' else torch.contiguous_format
+                    ours.to(memory_format=fmt); theirs_m.to(memory_format=fmt)       # both networks' weights, as the input
+                    r_ours = rate(ours, x, t, precision, a.reps)
+                    r_theirs = rate(theirs, x, t, precision, a.reps)
+                    rows.append(dict(network=name, threads=threads, precision=precision, layout=layout,
+                                     ddpm_nb=r_ours, diffusers=r_theirs, ratio=r_ours / r_theirs))
+                    print(f"| {name} | {threads} | {precision} | {layout} | {r_ours:.0f} | {r_theirs:.0f} | {r_ours / r_theirs:.2f} |", flush=True)
+    out = dict(date=time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()), machine=platform.processor() or platform.machine(),
+               cpu_flags=sorted(cpu_flags() & {'avx2', 'avx512f', 'avx512_bf16', 'amx_bf16'}), torch=torch.__version__,
+               batch=a.batch, reps=a.reps, load_before=load0, load_after=os.getloadavg(), rows=rows)
+    Path(a.json).write_text(json.dumps(out, indent=1))
+
+
+if __name__ == '__main__': main()
