@@ -267,12 +267,11 @@ def sample_main(
     if steps is None: steps = SAMPLER_CALLS[sampler]
     t0 = time.time()
     from ddpm_nb.data import save_image_grid, from_model_range
-    def to_uint8(x):                                          # per batch: memory bounded by uint8 samples
-        if not torch.isfinite(x).all():
-            raise UsageError(f"the model produced NaN or inf samples: its weights in {ckpt} are broken")
-        return from_model_range(x)
-    u8 = sample(model, diffusion, n, sampler, steps, generator=torch.Generator().manual_seed(seed), shape=shape, batch_size=batch_size,
-                device=dev, progress=progress, on_batch=to_uint8, variance=variance, precision=precision, plan=(plan := {}))
+    try:                                                      # per batch to uint8: memory bounded by uint8 samples
+        u8 = sample(model, diffusion, n, sampler, steps, generator=torch.Generator().manual_seed(seed), shape=shape, batch_size=batch_size,
+                    device=dev, progress=progress, on_batch=from_model_range, variance=variance, precision=precision, plan=(plan := {}))
+    except FloatingPointError as e:                           # the sampler names the step where the samples stopped being finite
+        raise UsageError(f"{e}: the weights in {ckpt} are broken") from None
     if out.suffix.lower() == '.npz':
         import numpy as np
         from ddpm_nb.data import atomic_file
