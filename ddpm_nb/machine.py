@@ -65,5 +65,4 @@ def autocast_model(
     def run(x, t, **kw):
         with torch.autocast(kind, dtype=dtype): out = model(x, t, **kw)
         return out.float()
-    run.config, run.network = getattr(model, 'config', None), model
     return run
