@@ -1,15 +1,18 @@
 """Training throughput of the recipe ablation's network/batch shapes on this CPU, through `ddpm_nb.train.train` itself.
 
-Writes {speed_key: img/s} (the steady-state median of the metrics rows after the first) for `quality_ablation.py`, and the
-fp32-vs-bf16 comparison behind `--precision auto`. Run it on an otherwise idle machine; it records the load average.
+Writes {speed_key: img/s} (the steady-state median of the metrics rows after the first) for `quality_ablation.py`, at the
+precision the runs use (`auto`: bf16 autocast where the CPU has it). Run it on an otherwise idle machine; it records the
+load average.
 
-    python bench/cpu_speed.py --seconds 40 --json bench/results/cpu_img_s.json
+    python bench/cpu_speed.py --seconds 40 --json bench/results/DATE_cpu_img_s.json
 """
 from __future__ import annotations
 import argparse, json, os, statistics, tempfile, time
 from pathlib import Path
+import sys
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 from quality_ablation import VARIANTS, speed_key, variant_shape
 SHAPES = {}                          # speed_key: (batch_size, model overrides), one per shape, as the first variant with it has it
 for v in VARIANTS.values(): SHAPES.setdefault(speed_key(v), variant_shape(v))
@@ -17,7 +20,7 @@ for v in VARIANTS.values(): SHAPES.setdefault(speed_key(v), variant_shape(v))
 def measure(batch, model, precision, seconds, images):
     from ddpm_nb.train import TrainConfig, train
     out = Path(tempfile.mkdtemp()) / 'run'
-    cfg = TrainConfig.from_recipe('fast', batch_size=batch, model={'dropout': 0.0, **model}, minutes=seconds / 60, out=str(out),
+    cfg = TrainConfig.from_recipe('fast', batch_size=batch, model=model, minutes=seconds / 60, out=str(out),
                                   log_every=5, save_every=10**6, precision=precision, device='cpu', sample_n=1, sample_steps=1)
     train(cfg, images=images, progress=False)
     rows = [json.loads(l) for l in (out / 'metrics.jsonl').read_text().splitlines()][1:]
@@ -26,20 +29,19 @@ def measure(batch, model, precision, seconds, images):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--seconds', type=float, default=40)
-    ap.add_argument('--json', default='bench/results/cpu_img_s.json')
+    ap.add_argument('--json', required=True)
+    ap.add_argument('--precision', default='auto')
     ap.add_argument('--only', default=None)
     a = ap.parse_args(argv)
     from ddpm_nb.data import load_images
     images = load_images('fashion_mnist', 'train')[0][:8192]
     res = {'_meta': {'date': time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()), 'threads': torch.get_num_threads(),
-                     'loadavg_start': list(os.getloadavg()), 'torch': torch.__version__, 'seconds_each': a.seconds}}
+                     'loadavg_start': list(os.getloadavg()), 'torch': torch.__version__, 'seconds_each': a.seconds, 'precision': a.precision}}
     keys = a.only.split(',') if a.only else list(SHAPES)
     for k in keys:
         b, m = SHAPES[k]
-        res[k] = measure(b, m, 'fp32', a.seconds, images)
-        print(f'{k}: {res[k]:.1f} img/s (fp32)', flush=True)
-    res['_bf16'] = {'bs32-ch32-attn1': measure(32, {}, 'bf16', a.seconds, images)}
-    print(f"bs32-ch32-attn1: {res['_bf16']['bs32-ch32-attn1']:.1f} img/s (bf16 autocast)", flush=True)
+        res[k] = measure(b, m, a.precision, a.seconds, images)
+        print(f'{k}: {res[k]:.1f} img/s ({a.precision})', flush=True)
     res['_meta']['loadavg_end'] = list(os.getloadavg())
     Path(a.json).write_text(json.dumps(res, indent=1))
 

@@ -12,8 +12,8 @@ from .diffusion import GaussianDiffusion
 from .errors import UsageError
 
 # %% auto #0
-__all__ = ['strata', 'bpd_stratified', 'mean_ci', 'rate_distortion', 'bits_below', 'reference_images', 'score_checkpoint',
-           'score_run', 'plot_quality']
+__all__ = ['HELD_OUT_START', 'strata', 'bpd_stratified', 'mean_ci', 'rate_distortion', 'bits_below', 'reference_images',
+           'score_checkpoint', 'score_run', 'plot_quality']
 
 # %% ../nbs/09_evaluate.ipynb #71433592
 def strata(
@@ -143,15 +143,18 @@ def _elapsed(cfg:dict)->float|None:
     v = cfg.get('elapsed', cfg.get('provenance', {}).get('wall_time_s'))
     return None if v is None else float(v)
 
+HELD_OUT_START = 5000   # the protocol's held-out slice: test images from here played no part in choosing a recipe or sampler
+
 def reference_images(
     dataset:str='fashion_mnist', # a `load_images` name or path
-    n:int=1000,                  # the first n images of the split
+    n:int=1000,                  # how many images
     split:str='test',            # which split
+    start:int=0,                 # the first image (`HELD_OUT_START` for the held-out slice)
 )->Tensor:                       # uint8 [n, C, H, W]
-    "The reference set of the quality protocol: the first `n` images of `split` (read once per process and kept)."
+    "The reference set of the quality protocol: images `start` to `start + n` of `split` (read once per process and kept)."
     x = _reference(str(dataset), split)
-    if n > len(x): raise UsageError(f"n={n} is more than the {len(x)} images of {dataset}/{split}")
-    return x[:n]
+    if start + n > len(x): raise UsageError(f"images {start}..{start + n - 1} are more than the {len(x)} images of {dataset}/{split}")
+    return x[start:start + n]
 
 @functools.lru_cache(maxsize=4)
 def _reference(dataset:str, split:str)->Tensor:
@@ -169,14 +172,14 @@ def score_checkpoint(
     batch_size:int=100,            # images per sampler call (~100 is fastest on a CPU; more on a GPU)
     variance:str='auto',           # the ancestral step's σ² (`sample`'s `variance`)
     precision:str='auto',          # the network's autocast (`sample`'s `precision`)
+    held_out:bool=False,           # also score against the held-out slice (test images `HELD_OUT_START`...): key 'held_out'
     return_samples:bool=False,     # also return the samples (float [n, C, H, W] in [-1, 1])
-)->dict:                           # ckpt, step, elapsed, n, sampler, steps, fid, kid_mean, kid_std, seconds (, samples)
+)->dict:                           # ckpt, step, elapsed, n, sampler, steps, variance, precision, fid, kid_mean, kid_std, seconds (, held_out, samples)
     "FID and KID of `n` samples of a checkpoint against reference images, in the Fashion-MNIST classifier's feature space."
-    from functools import partial
     from ddpm_nb.checkpoint import load_model
     from ddpm_nb.sample import sample
     from ddpm_nb.classifier import fmnist_features
-    from ddpm_nb.metrics import fid_kid
+    from ddpm_nb.metrics import fid_from_features, kid_from_features
     t0 = time.time()
     model, diffusion, cfg = load_model(ckpt, device=device)
     m = cfg['model']['config']
@@ -184,17 +187,24 @@ def score_checkpoint(
         raise UsageError(f"FID and KID here use the Fashion-MNIST classifier's features, which take grayscale images, and this model makes "
                          f"{m.get('in_ch')}-channel images: measure it with ddpm_nb_bpd, or write samples with ddpm_nb_sample --out x.npz "
                          f"for an RGB FID tool (e.g. improved-diffusion's evaluator)")
-    if ref is None:
-        name = (cfg.get('dataset') or {}).get('name') or 'fashion_mnist'
-        try: ref = reference_images(name, n)
-        except UsageError as e:
-            raise UsageError(f"no reference images to score against ({e}); in Python, score_checkpoint(ckpt, ref=images) takes your own") from None
+    name = (cfg.get('dataset') or {}).get('name') or 'fashion_mnist'
+    try:
+        if ref is None: ref = reference_images(name, n)
+        refs = {'': ref, 'held_out': reference_images(name, n, start=HELD_OUT_START)} if held_out else {'': ref}
+    except UsageError as e:
+        raise UsageError(f"no reference images to score against ({e}); in Python, score_checkpoint(ckpt, ref=images) takes your own") from None
     x = sample(model, diffusion, n, sampler, steps, generator=torch.Generator().manual_seed(seed), shape=(m['in_ch'], m['resolution'], m['resolution']),
                batch_size=batch_size, device=device, variance=variance, precision=precision, plan=(plan := {}))
-    r = fid_kid(x, ref, feature_fn=partial(fmnist_features, device=device))
+    fx = fmnist_features(x, device=device)
     out = dict(ckpt=str(ckpt), step=cfg.get('step'), elapsed=_elapsed(cfg), n=n, sampler=sampler, steps=steps,
-               variance=plan['variance'], precision=plan['precision'],
-               fid=r['fid'], kid_mean=r['kid_mean'], kid_std=r['kid_std'], seconds=time.time() - t0)
+               variance=plan['variance'], precision=plan['precision'])
+    for key, r in refs.items():
+        fr = fmnist_features(r, device=device)
+        km, ks = kid_from_features(fx, fr)
+        scores = dict(fid=fid_from_features(fx, fr), kid_mean=km, kid_std=ks)
+        if key: out[key] = scores
+        else: out.update(scores)
+    out['seconds'] = time.time() - t0
     if return_samples: out['samples'] = x
     return out
 
