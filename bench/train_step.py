@@ -26,24 +26,26 @@ def build_pair(model_kw:dict, seed=0):
     theirs.load_state_dict(ours.to_diffusers_state_dict())
     return ours, theirs
 
-def ours_step(model, diffusion, bf16:bool, cl:bool):
+def ours_step(model, diffusion, bf16:bool, cl:bool, compile_:bool=False):
     "ddpm_nb's step as `Trainer` runs it, less EMA and clipping: `training_losses` under autocast, fused Adam."
     opt = torch.optim.Adam(model.parameters(), lr=1e-4, fused=True)
+    net = torch.compile(model) if compile_ else model
     def step(x0, t, noise):
         if cl: x0, noise = x0.contiguous(memory_format=torch.channels_last), noise.contiguous(memory_format=torch.channels_last)
         with torch.autocast('cpu', dtype=torch.bfloat16, enabled=bf16):
-            loss = diffusion.training_losses(model, x0, t, noise=noise)['loss'].float().mean()
+            loss = diffusion.training_losses(net, x0, t, noise=noise)['loss'].float().mean()
         opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
     return step
 
-def diffusers_step(model, sched, bf16:bool, cl:bool):
+def diffusers_step(model, sched, bf16:bool, cl:bool, compile_:bool=False):
     "diffusers' train_unconditional loop, less EMA and accelerate: `add_noise`, the UNet under autocast, MSE on ε, AdamW."
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    net = torch.compile(model) if compile_ else model
     def step(x0, t, noise):
         if cl: x0, noise = x0.contiguous(memory_format=torch.channels_last), noise.contiguous(memory_format=torch.channels_last)
         noisy = sched.add_noise(x0, noise, t)
         with torch.autocast('cpu', dtype=torch.bfloat16, enabled=bf16):
-            pred = model(noisy, t).sample
+            pred = net(noisy, t).sample
         loss = F.mse_loss(pred.float(), noise)
         opt.zero_grad(set_to_none=True); loss.backward(); opt.step()
     return step
@@ -55,9 +57,12 @@ def pairings(quick:bool):
     return [('fashion_mnist preset', dict(name='fashion_mnist'), 128),
             ("fast recipe's network (main job)", dict(name='fashion_mnist', **RECIPES['fast']['model']), 32)]
 
-def contenders(ours, theirs, diffusion, sched, layouts):
-    "Every (library, precision, layout) step on its own copy of the weights."
+def contenders(ours, theirs, diffusion, sched, layouts, compile_):
+    "Every (library, precision, layout) step on its own copy of the weights; with `compile_`, both bf16 steps compiled too."
     steps = {}
+    if compile_:
+        steps['ddpm_nb bf16 compiled'] = ours_step(copy.deepcopy(ours), diffusion, True, False, True)
+        steps['diffusers bf16 compiled'] = diffusers_step(copy.deepcopy(theirs), sched, True, False, True)
     for prec in ('fp32', 'bf16'):
         for cl in layouts:
             lay = ' channels_last' if cl else ''
@@ -81,13 +86,15 @@ def time_pairing(name, model_kw, B, images, a, log):
         lt = F.mse_loss(theirs.eval()(sched.add_noise(x0, noise, t), t).sample, noise).item()
     assert abs(lo - lt) < 1e-4 * max(1, abs(lt)), (lo, lt)
     ours.train(); theirs.train()
-    steps = contenders(ours, theirs, diffusion, sched, a.layouts)
-    for f in steps.values(): f(*batches.next())                     # warm-up: one step each
+    steps = contenders(ours, theirs, diffusion, sched, a.layouts, a.compile and B == a.compile_batch)
+    warm = {}
+    for k, f in steps.items():                                      # warm-up (and a cold compile, timed): two steps each
+        t0 = time.perf_counter(); f(*batches.next()); f(*batches.next()); warm[k] = time.perf_counter() - t0
     ts = interleave({k: (lambda f=f: [f(*batches.next()) for _ in range(a.steps)]) for k, f in steps.items()}, a.rounds,
                     torch.device('cpu'))
     flops = count_flops(lambda: diffusion.training_losses(copy.deepcopy(ours), x0, t, noise=noise)['loss'].mean().backward())
-    rows = {k: {'img_per_s': median([B * a.steps / s for s in v]), 'gflops': flops * median([a.steps / s for s in v]) / 1e9}
-            for k, v in ts.items()}
+    rows = {k: {'img_per_s': median([B * a.steps / s for s in v]), 'gflops': flops * median([a.steps / s for s in v]) / 1e9,
+                'warmup_s': warm[k]} for k, v in ts.items()}
     for k in rows:
         lib, rest = k.split(' ', 1)
         if lib == 'ddpm_nb': rows[k]['vs_diffusers_same'] = ratio_median(ts[f'diffusers {rest}'], ts[k])
@@ -98,9 +105,9 @@ def time_pairing(name, model_kw, B, images, a, log):
            'best': {'ddpm_nb': bo, 'diffusers': bt, 'ratio': ratio_median(ts[bt], ts[bo])}}
     log(f"\n{name}, batch {B}, {res['params']:,} parameters ({flops / 1e9:.1f} GFLOP a step); median of {a.rounds} rounds of "
         f"{a.steps} steps")
-    log(f"{'contender':<28}{'img/s':>8}{'GFLOP/s':>9}{'vs diffusers, same precision and layout':>42}")
+    log(f"{'contender':<30}{'img/s':>8}{'GFLOP/s':>9}{'warm-up s':>10}{'vs diffusers, same precision, layout, compile':>48}")
     for k, r in rows.items():
-        log(f"{k:<28}{r['img_per_s']:>8.1f}{r['gflops']:>9.1f}{r.get('vs_diffusers_same', float('nan')):>42.2f}")
+        log(f"{k:<30}{r['img_per_s']:>8.1f}{r['gflops']:>9.1f}{r['warmup_s']:>10.1f}{r.get('vs_diffusers_same', float('nan')):>48.2f}")
     log(f"each at its fastest: {bo} / {bt} = {res['best']['ratio']:.2f}x")
     return res
 
@@ -157,6 +164,8 @@ def main(argv=None):
     p.add_argument('--rounds', type=int, default=5, help='interleaved rounds')
     p.add_argument('--steps', type=int, default=6, help='training steps per contender per round')
     p.add_argument('--channels-last', action='store_true', help='also time each contender in channels_last')
+    p.add_argument('--compile', action='store_true', help="also time both bf16 steps under torch.compile (inductor), for the pairing at --compile-batch")
+    p.add_argument('--compile-batch', type=int, default=32, help='the batch of the pairing that gets the compiled contenders')
     p.add_argument('--profile', action='store_true', help='add a torch.profiler breakdown of one bf16 step of each network')
     p.add_argument('--json', help='write the results here')
     a = p.parse_args(argv)
