@@ -1,8 +1,8 @@
 """The recipe ablation of 14_quality: which changes to the `fast` recipe give better samples after the main job's 15-minute CPU budget.
 
-Every variant is `RECIPES['fast']` with one change. Its budget is the main job's: the images it trained in 15 minutes
-(`--base-images`, from `bench/results/*_cpu_runs.json`) scaled by the variant's measured throughput against the base's on
-the same machine (`bench/cpu_speed.py` writes it), so a wider or slower variant trains fewer images. The number of steps is
+Every variant is `RECIPES['fast']` with one change (and 'fast' itself). Its budget is the images it trains in 15 minutes
+at its own throughput, measured through `train()` on this machine by `bench/cpu_speed.py`, so a wider or slower variant
+trains fewer images. The number of steps is
 fixed before training, so the result does not depend on what else the machine does while it trains (run it niced); a killed
 variant resumes from its last checkpoint. Each is scored by `ddpm_nb.evaluate.score_checkpoint` with the package's sampler
 (SDE-DPM-Solver++, 20 calls), n samples against the first n test images and against the held-out slice.
@@ -43,10 +43,9 @@ def speed_key(v:dict)->str:
 
 
 def budget(v:dict, a)->int:
-    "Training images of a variant: the main job's, times its throughput over the base's (or --images)."
+    "Training images of a variant: its measured img/s times the budget's seconds (or --images)."
     if a.images is not None: return a.images
-    sp = json.loads(Path(a.cpu_img_s).read_text())
-    return int(a.base_images * sp[speed_key(v)] / sp[speed_key({})])
+    return int(json.loads(Path(a.cpu_img_s).read_text())[speed_key(v)] * 60 * a.minutes)
 
 def run_one(name, a):
     from ddpm_nb.train import TrainConfig, train
@@ -75,7 +74,7 @@ def main(argv=None):
     ap.add_argument('--out', default='runs/ablation')
     ap.add_argument('--only', default=None, help='comma-separated variant names (default: all)')
     ap.add_argument('--cpu-img-s', default=None, help='JSON from bench/cpu_speed.py: speed_key -> img/s on this CPU')
-    ap.add_argument('--base-images', type=int, default=172_256, help="images the main job trained in its 15 minutes (bench/results/*_cpu_runs.json)")
+    ap.add_argument('--minutes', type=float, default=15.0, help='the CPU budget each variant is sized to')
     ap.add_argument('--precision', default='auto', help="the runs' precision (the main job's: auto)")
     ap.add_argument('--images', type=int, default=None, help='instead: this many training images for every variant')
     ap.add_argument('--n', type=int, default=1000, help='samples (and test images) for FID/KID')
@@ -94,7 +93,7 @@ def main(argv=None):
     unknown = [n for n in names if n not in VARIANTS]
     if unknown: raise SystemExit(f"unknown variant(s) {', '.join(unknown)}; known: {', '.join(VARIANTS)}")
     if a.images is None and a.cpu_img_s is None: raise SystemExit('give --cpu-img-s (from bench/cpu_speed.py) or --images')
-    base = [sys.executable, __file__, '--out', a.out, '--base-images', str(a.base_images), '--n', str(a.n), '--precision', a.precision,
+    base = [sys.executable, __file__, '--out', a.out, '--minutes', str(a.minutes), '--n', str(a.n), '--precision', a.precision,
             '--results', str(res)] + (['--images', str(a.images)] if a.images else ['--cpu-img-s', a.cpu_img_s])
     done = {json.loads(l)['variant'] for l in res.read_text().splitlines()} if res.exists() else set()
     pending, running = [n for n in names if n not in done], []

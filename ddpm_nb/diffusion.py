@@ -194,7 +194,7 @@ def q_sample(self:GaussianDiffusion,
     _check_x(x_start, 'x_start'); t = self._check_t(t, x_start)
     if noise is None: noise = _randn(x_start.shape, x_start.dtype, x_start.device, generator)
     _check_like(noise, x_start, 'noise', 'x_start')
-    return fwd._q_sample(self.schedule, x_start, t, noise)
+    return fwd._q_sample(self.schedule, x_start, t, noise)            # eq. (4): x_t = √ᾱ_t x_0 + √(1-ᾱ_t) ε
 
 @patch
 def q_posterior_mean_variance(self:GaussianDiffusion,
@@ -209,6 +209,7 @@ def q_posterior_mean_variance(self:GaussianDiffusion,
 # %% ../nbs/04_diffusion.ipynb #5b4c637e
 @patch
 def _predict_xstart_from_eps(self:GaussianDiffusion, x_t, t, eps):
+    # eq. (4) solved for x_0: x̂_0 = x_t/√ᾱ_t - √(1/ᾱ_t - 1) ε
     return (self.schedule.coef('sqrt_recip_alphas_cumprod', t, x_t) * x_t
             - self.schedule.coef('sqrt_recipm1_alphas_cumprod', t, x_t) * eps)
 
@@ -268,8 +269,10 @@ def p_mean_variance(self:GaussianDiffusion,
     "The reverse step p_θ(x_{t-1} | x_t) = N(mean, variance): run the model and convert its output."
     _check_x(x, 'x'); t = self._check_t(t, x)
     S = self.schedule
+    # 1. the network's output at (x_t, t): a mean parameterization, and a variance parameter where learned
     out = self._model_forward(model, x, t, model_kwargs) if model_output is None else model_output
     out, var_out = self._split_output(out, x)
+    # 2. σ_t²: β_t or β̃_t = (1-ᾱ_{t-1})/(1-ᾱ_t) β_t (eq. (7), §3.2), or learned (Nichol & Dhariwal eq. (15))
     if self.model_var_type == 'learned':
         log_var = var_out; var = torch.exp(log_var)
     elif self.model_var_type == 'learned_range':
@@ -283,6 +286,7 @@ def p_mean_variance(self:GaussianDiffusion,
     def process(x0):
         if denoised_fn is not None: x0 = denoised_fn(x0)
         return x0.clamp(-1, 1) if clip_denoised else x0
+    # 3. x̂_0 from the output, then μ_θ = μ̃_t(x̂_0, x_t) of eq. (7); for ε this is eq. (11)
     if self.model_mean_type == 'xprev':
         pred_xstart, mean = process(self._predict_xstart_from_xprev(x, t, out)), out
     else:
@@ -309,6 +313,7 @@ def p_sample(self:GaussianDiffusion,
     out = self.p_mean_variance(model, x, t, clip_denoised, denoised_fn, model_kwargs)
     if noise is None: noise = _randn(x.shape, x.dtype, x.device, generator)
     else: _check_like(noise, x, 'noise', 'x')
+    # Algorithm 2, line 4: x_{t-1} = μ_θ(x_t, t) + σ_t z, and z = 0 at t = 1 (index 0)
     nonzero = (t != 0).to(x.dtype).reshape(x.shape[0], *((1,) * (x.ndim - 1)))
     return dict(sample=out['mean'] + nonzero * torch.exp(0.5 * out['log_variance']) * noise,
                 pred_xstart=out['pred_xstart'])
@@ -464,8 +469,8 @@ def vb_terms_bpd(self:GaussianDiffusion,
     true_mean = fwd._q_posterior_mean(self.schedule, x_start, x_t, t)
     true_log_var = self.schedule.coef('posterior_log_variance_clipped', t, x_t)
     out = self.p_mean_variance(model, x_t, t, clip_denoised, None, model_kwargs, model_output=model_output)
-    kl = bits_per_dim(normal_kl(true_mean, true_log_var, out['mean'], out['log_variance']))
-    nll = -bits_per_dim(discretized_gaussian_log_likelihood(x_start, out['mean'], 0.5 * out['log_variance']))
+    kl = bits_per_dim(normal_kl(true_mean, true_log_var, out['mean'], out['log_variance']))   # eq. (5): L_{t-1}
+    nll = -bits_per_dim(discretized_gaussian_log_likelihood(x_start, out['mean'], 0.5 * out['log_variance']))   # eq. (13): L_0
     return dict(output=torch.where(t == 0, nll, kl), pred_xstart=out['pred_xstart'])
 
 @patch
@@ -526,22 +531,23 @@ def training_losses(self:GaussianDiffusion,
         if not snr_gamma > 0: raise UsageError(f"snr_gamma must be > 0 (5 in Hang et al.), got {snr_gamma!r}")
     if noise is None: noise = _randn(x_start.shape, x_start.dtype, x_start.device, generator)
     _check_like(noise, x_start, 'noise', 'x_start')
-    x_t = fwd._q_sample(self.schedule, x_start, t, noise)
+    x_t = fwd._q_sample(self.schedule, x_start, t, noise)              # 1. Algorithm 1: x_t by eq. (4)
     T, terms = self.num_timesteps, {}
     if self.loss_type in ('kl', 'rescaled_kl'):
         terms['vb'] = self.vb_terms_bpd(model, x_start, x_t, t, False, model_kwargs)['output']
         terms['loss'] = terms['vb'] * (T if self.loss_type == 'rescaled_kl' else 1)
         return terms
-    out = self._model_forward(model, x_t, t, model_kwargs)
+    out = self._model_forward(model, x_t, t, model_kwargs)             # 2. the network at (x_t, t)
     mean_out, var_out = self._split_output(out, x_t)
-    if self.learned_variance:
+    if self.learned_variance:    # L_vlb trains σ only: the mean is frozen in it (Nichol & Dhariwal §3.1)
         frozen = torch.cat([mean_out.detach(), var_out], 1)
         terms['vb'] = self.vb_terms_bpd(None, x_start, x_t, t, False, None, model_output=frozen)['output']
     target = {'eps': noise, 'xstart': x_start, 'v': lambda: self._predict_v(x_start, t, noise),
               'xprev': lambda: fwd._q_posterior_mean(self.schedule, x_start, x_t, t)}[self.model_mean_type]
     target = target() if callable(target) else target
-    terms['mse'] = mean_flat((target - mean_out) ** 2)
+    terms['mse'] = mean_flat((target - mean_out) ** 2)                  # 3. eq. (14), L_simple: ‖ε - ε_θ‖² for ε
     mse = terms['mse'] if snr_gamma is None else self.min_snr_weight(t, snr_gamma, terms['mse']) * terms['mse']
+    # 4. L_hybrid = L_simple + λ L_vlb (Nichol & Dhariwal eq. (16)); vb is one term at a uniform t, so T·vb estimates the sum
     scale = {'mse': 1.0, 'rescaled_mse': T / 1000.0, 'hybrid': self.lambda_vlb * T}[self.loss_type]
     terms['loss'] = mse + scale * terms['vb'] if 'vb' in terms else mse
     return terms
