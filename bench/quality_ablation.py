@@ -43,9 +43,12 @@ def speed_key(v:dict)->str:
 
 
 def budget(v:dict, a)->int:
-    "Training images of a variant: its measured img/s times the budget's seconds (or --images)."
+    """Training images of a variant: its measured img/s times the budget's seconds; with --base-images, that many images times its
+    img/s over the base recipe's (the main job's images, so that the main job itself is the 'fast' row); or --images."""
     if a.images is not None: return a.images
-    return int(json.loads(Path(a.cpu_img_s).read_text())[speed_key(v)] * 60 * a.minutes)
+    sp = json.loads(Path(a.cpu_img_s).read_text())
+    if a.base_images: return int(a.base_images * sp[speed_key(v)] / sp[speed_key({})])
+    return int(sp[speed_key(v)] * 60 * a.minutes)
 
 def run_one(name, a):
     from ddpm_nb.train import TrainConfig, train
@@ -75,6 +78,7 @@ def main(argv=None):
     ap.add_argument('--only', default=None, help='comma-separated variant names (default: all)')
     ap.add_argument('--cpu-img-s', default=None, help='JSON from bench/cpu_speed.py: speed_key -> img/s on this CPU')
     ap.add_argument('--minutes', type=float, default=15.0, help='the CPU budget each variant is sized to')
+    ap.add_argument('--base-images', type=int, default=None, help="instead: the images the main job trained in its 15 minutes, scaled by each variant's speed")
     ap.add_argument('--precision', default='auto', help="the runs' precision (the main job's: auto)")
     ap.add_argument('--images', type=int, default=None, help='instead: this many training images for every variant')
     ap.add_argument('--n', type=int, default=1000, help='samples (and test images) for FID/KID')
@@ -93,7 +97,7 @@ def main(argv=None):
     unknown = [n for n in names if n not in VARIANTS]
     if unknown: raise SystemExit(f"unknown variant(s) {', '.join(unknown)}; known: {', '.join(VARIANTS)}")
     if a.images is None and a.cpu_img_s is None: raise SystemExit('give --cpu-img-s (from bench/cpu_speed.py) or --images')
-    base = [sys.executable, __file__, '--out', a.out, '--minutes', str(a.minutes), '--n', str(a.n), '--precision', a.precision,
+    base = [sys.executable, __file__, '--out', a.out, '--minutes', str(a.minutes)] + (['--base-images', str(a.base_images)] if a.base_images else []) + ['--n', str(a.n), '--precision', a.precision,
             '--results', str(res)] + (['--images', str(a.images)] if a.images else ['--cpu-img-s', a.cpu_img_s])
     done = {json.loads(l)['variant'] for l in res.read_text().splitlines()} if res.exists() else set()
     pending, running = [n for n in names if n not in done], []
