@@ -54,7 +54,7 @@ def run_one(name, X, test, ref, a):
     log_snr = d.schedule.snr.log()
     row.update(log_snr_1=log_snr[0].item(), log_snr_T=log_snr[-1].item(), betas=d.betas.tolist(), load_after=list(os.getloadavg()))
     if a.samples:
-        from ddpm_nb.data import save_image_grid
+        from ddpm_nb.grid import save_image_grid
         save_image_grid(x[:64], Path(a.samples) / f'learned_schedule_{name}.png')
     return row
 

@@ -9,7 +9,7 @@ import torch
 from torch import Tensor
 from .diffusion import GaussianDiffusion
 from .respace import SpacedDiffusion, space_timesteps, diffusion_settings
-from .data import image_grid
+from .grid import image_grid
 from .machine import resolve_precision, autocast_model
 from .dpm_solver import DPMSolverStepper, dpm_timesteps
 from .errors import UsageError

@@ -12,7 +12,7 @@ import PIL.Image
 import ipywidgets as widgets
 from .schedules import Schedule, get_beta_schedule
 from .forward import q_sample
-from .data import image_grid
+from .grid import image_grid
 from .errors import UsageError
 
 # %% auto #0
