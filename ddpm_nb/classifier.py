@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor
 import ddpm_nb
 from .data import to_model_range, random_flip
+from .devices import model_device
 from .errors import UsageError
 
 # %% auto #0
@@ -116,7 +117,7 @@ def classifier_accuracy(
     "Top-1 accuracy of `model` on images `x` with labels `y`."
     x = _as_images(x); y = torch.as_tensor(y).long()
     was = model.training; model.eval()
-    dev = next(model.parameters()).device
+    dev = model_device(model)
     pred = torch.cat([model(x[i:i + batch_size].to(dev)).argmax(1).cpu() for i in range(0, len(x), batch_size)])
     model.train(was)
     return (pred == y).float().mean().item()
@@ -188,7 +189,7 @@ def fmnist_features(
         dev = str(torch.device(device or 'cpu'))
         if dev not in _CLASSIFIERS: _CLASSIFIERS[dev] = load_fmnist_classifier(device=dev)
         model = _CLASSIFIERS[dev]
-    dev = next(model.parameters()).device
+    dev = model_device(model)
     was = model.training; model.eval()
     out = [model.features(x[i:i + batch_size].to(dev)).double().cpu() for i in range(0, len(x), batch_size)]
     model.train(was)

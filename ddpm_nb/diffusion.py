@@ -13,6 +13,7 @@ from .schedules import Schedule, extract, check_timesteps, check_betas, get_beta
 from .likelihood import *
 from .likelihood import mean_flat, normal_kl, discretized_gaussian_log_likelihood, bits_per_dim, nats_to_bits
 from . import forward as fwd
+from .devices import randn, model_device
 from .errors import UsageError
 
 # %% auto #0
@@ -45,11 +46,6 @@ def _check_like(x, ref, name, ref_name):
     if x.device != ref.device:
         raise UsageError(f"{name} must be on the device of {ref_name} ({ref.device}), got {x.device}")
     return x
-
-def _randn(shape, dtype, device, generator=None):
-    "Standard normal noise drawn from `generator` (on the generator's device, then moved) or the global RNG."
-    if generator is None: return torch.randn(shape, dtype=dtype, device=device)
-    return torch.randn(shape, dtype=dtype, device=generator.device, generator=generator).to(device)
 
 # %% ../nbs/04_diffusion.ipynb #db826aea
 class GaussianDiffusion:
@@ -192,7 +188,7 @@ def q_sample(self:GaussianDiffusion,
 )->Tensor:                    # x_t = √ᾱ_t x_0 + √(1-ᾱ_t) ε
     "Sample x_t ~ q(x_t | x_0)."
     _check_x(x_start, 'x_start'); t = self._check_t(t, x_start)
-    if noise is None: noise = _randn(x_start.shape, x_start.dtype, x_start.device, generator)
+    if noise is None: noise = randn(x_start.shape, generator, x_start.device, x_start.dtype)
     _check_like(noise, x_start, 'noise', 'x_start')
     return fwd._q_sample(self.schedule, x_start, t, noise)
 
@@ -307,7 +303,7 @@ def p_sample(self:GaussianDiffusion,
     "One ancestral step: x_{t-1} = μ_θ(x_t, t) + σ_t z, with no noise at index 0."
     _check_x(x, 'x'); t = self._check_t(t, x)
     out = self.p_mean_variance(model, x, t, clip_denoised, denoised_fn, model_kwargs)
-    if noise is None: noise = _randn(x.shape, x.dtype, x.device, generator)
+    if noise is None: noise = randn(x.shape, generator, x.device, x.dtype)
     else: _check_like(noise, x, 'noise', 'x')
     nonzero = (t != 0).to(x.dtype).reshape(x.shape[0], *((1,) * (x.ndim - 1)))
     return dict(sample=out['mean'] + nonzero * torch.exp(0.5 * out['log_variance']) * noise,
@@ -322,10 +318,7 @@ def _start_loop(self:GaussianDiffusion, model, shape, noise, device, dtype, gene
         return noise if device is None else noise.to(device)
     if not isinstance(shape, (tuple, list, torch.Size)) or len(shape) < 2 or not all(isinstance(s, int) and s > 0 for s in shape):
         raise UsageError(f"shape must be a tuple of positive ints (B, C, ...), got {shape!r}")
-    if device is None:
-        p = next(iter(model.parameters()), None) if hasattr(model, 'parameters') else None
-        device = p.device if p is not None else 'cpu'
-    return _randn(tuple(shape), dtype, torch.device(device), generator)
+    return randn(tuple(shape), generator, model_device(model) if device is None else torch.device(device), dtype)
 
 @patch
 def reverse_steps(self:GaussianDiffusion,
@@ -411,7 +404,7 @@ def ddim_sample(self:GaussianDiffusion,
     # Song et al. eq. (12)
     mean = out['pred_xstart'] * abp.sqrt() + torch.sqrt((1 - abp - sigma ** 2).clamp(min=0)) * eps
     if eta == 0: return dict(sample=mean, pred_xstart=out['pred_xstart'])
-    if noise is None: noise = _randn(x.shape, x.dtype, x.device, generator)
+    if noise is None: noise = randn(x.shape, generator, x.device, x.dtype)
     else: _check_like(noise, x, 'noise', 'x')
     nonzero = (t != 0).to(x.dtype).reshape(x.shape[0], *((1,) * (x.ndim - 1)))
     return dict(sample=mean + nonzero * sigma * noise, pred_xstart=out['pred_xstart'])
@@ -495,7 +488,7 @@ def calc_bpd_loop(self:GaussianDiffusion,
         indices = tqdm(indices)
     for i in indices:
         t = self._loop_t(i, x_start)
-        noise = _randn(x_start.shape, x_start.dtype, x_start.device, generator)
+        noise = randn(x_start.shape, generator, x_start.device, x_start.dtype)
         x_t = fwd._q_sample(self.schedule, x_start, t, noise)
         with torch.no_grad():
             out = self.vb_terms_bpd(model, x_start, x_t, t, clip_denoised, model_kwargs)
@@ -524,7 +517,7 @@ def training_losses(self:GaussianDiffusion,
             raise UsageError(f"snr_gamma weights the mse term of an 'eps', 'xstart' or 'v' model; this diffusion has "
                              f"loss_type={self.loss_type!r}, model_mean_type={self.model_mean_type!r}")
         if not snr_gamma > 0: raise UsageError(f"snr_gamma must be > 0 (5 in Hang et al.), got {snr_gamma!r}")
-    if noise is None: noise = _randn(x_start.shape, x_start.dtype, x_start.device, generator)
+    if noise is None: noise = randn(x_start.shape, generator, x_start.device, x_start.dtype)
     _check_like(noise, x_start, 'noise', 'x_start')
     x_t = fwd._q_sample(self.schedule, x_start, t, noise)
     T, terms = self.num_timesteps, {}

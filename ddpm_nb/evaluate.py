@@ -14,6 +14,7 @@ from .checkpoint import load_model, list_checkpoints, CheckpointError
 from .data import load_images
 from .classifier import fmnist_features
 from .metrics import fid_from_features, kid_from_features
+from .devices import randn
 from .errors import UsageError
 
 # %% auto #0
@@ -52,7 +53,7 @@ def _terms(diffusion, model, x0, t, generator, batch_size, clip_denoised):
     vb, mse = [], []
     for s in range(0, len(t), batch_size):
         x, tt = x0[s:s + batch_size], t[s:s + batch_size].to(x0.device)
-        noise = torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
+        noise = randn(x.shape, generator, x.device, x.dtype)
         out = diffusion.vb_terms_bpd(model, x, diffusion.q_sample(x, tt, noise=noise), tt, clip_denoised=clip_denoised)
         vb.append(out['output'].double().cpu()); mse.append(((out['pred_xstart'] - x) ** 2).flatten(1).mean(1).double().cpu())
     return torch.cat(vb), torch.cat(mse)

@@ -10,13 +10,14 @@ from torch import Tensor
 from .diffusion import GaussianDiffusion
 from .respace import SpacedDiffusion, space_timesteps, diffusion_settings
 from .grid import image_grid
+from .devices import randn, model_device
 from .machine import resolve_precision, autocast_model
 from .dpm_solver import DPMSolverStepper, dpm_timesteps
 from .errors import UsageError
 
 # %% auto #0
 __all__ = ['SAMPLERS', 'VARIANCES', 'sampling_variance', 'Sampler', 'sampler_for', 'denoise_from', 'sample', 'sample_grid',
-           'progressive_xstart', 'xstart_from_xt', 'interpolate']
+           'record_steps', 'progressive_xstart', 'xstart_from_xt', 'interpolate']
 
 # %% ../nbs/08_sample.ipynb #d8a82d52
 SAMPLERS = ('ancestral', 'ddim', 'dpm++', 'dpm++sde')
@@ -29,10 +30,6 @@ def _plain(diffusion)->GaussianDiffusion:
     if not isinstance(diffusion, GaussianDiffusion):
         raise TypeError(f"diffusion must be a GaussianDiffusion, got {type(diffusion).__name__}")
     return diffusion
-
-def _noise(shape, generator, device, dtype):
-    "Standard normal noise from a CPU `generator` (or the global RNG), moved to `device`."
-    return torch.randn(shape, generator=generator, dtype=dtype).to(device)
 
 def sampling_variance(
     diffusion:GaussianDiffusion,  # the model's original diffusion
@@ -107,7 +104,7 @@ class Sampler:
         if share_noise < 1 or x.shape[0] % share_noise:
             raise UsageError(f"share_noise must divide the batch size {x.shape[0]}, got {share_noise}")
         def shared(x):                                                          # one draw per block, repeated
-            z = _noise((x.shape[0] // share_noise, *x.shape[1:]), generator, x.device, x.dtype)
+            z = randn((x.shape[0] // share_noise, *x.shape[1:]), generator, x.device, x.dtype)
             return z.repeat(share_noise, *([1] * (x.ndim - 1)))
         noisy = self.name in ('ancestral', 'dpm++sde') or (self.name == 'ddim' and self.eta > 0)
         if self.name == 'ancestral': step = lambda x_, t, z: d.p_sample(model, x_, t, self.clip_denoised, noise=z)
@@ -220,9 +217,7 @@ def sample(
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise UsageError(f"batch_size must be a positive int, got {batch_size!r}")
     shape, sm = _shape_of(model, shape), sampler_for(diffusion, sampler, steps, eta, variance=variance)
-    if device is None:
-        p = next(iter(model.parameters()), None) if hasattr(model, 'parameters') else None
-        device = p.device if p is not None else torch.device('cpu')
+    if device is None: device = model_device(model)
     prec, prec_why = resolve_precision(precision, device)
     if plan is not None:
         plan.update(sampler=sm.name, steps=sm.steps, timesteps=[sm.timesteps[0], sm.timesteps[-1]], eta=sm.eta,
@@ -236,7 +231,7 @@ def sample(
     out = []
     # per batch: x_T, then each step's noise, from one generator
     for i in starts:
-        xT = _noise((min(batch_size, n - i), *shape), generator, device, torch.float32)
+        xT = randn((min(batch_size, n - i), *shape), generator, device, torch.float32)
         x = sm(model, xT, generator).float().clamp(-1, 1).cpu()
         out.append(x if on_batch is None else on_batch(x))
     return torch.cat(out)
@@ -258,6 +253,17 @@ def sample_grid(
     return x, image_grid(x, nrow)
 
 # %% ../nbs/08_sample.ipynb #30f292b6
+def record_steps(
+    steps,     # the steps of a reverse chain, each a dict with t, xt, pred_xstart and sample (`Sampler.progressive`, `p_sample_loop_progressive`)
+    keep,      # the step numbers to record (0: the first step, from x_T)
+)->dict:       # t long [K] (the recorded steps' t), xt and xstart [K, B, ...], sample [B, ...] (the chain's end); all on the CPU
+    "Run a reverse chain to its end, recording x_t and the predicted x̂_0 at the steps numbered in `keep`: the one recorder of trajectories."
+    ts, xts, x0s, out = [], [], [], None
+    for k, out in enumerate(steps):
+        if k in keep: ts.append(out['t']); xts.append(out['xt'].detach().cpu()); x0s.append(out['pred_xstart'].detach().cpu())
+    if out is None or not ts: raise UsageError("nothing to record: the chain made no steps, or keep names none of them")
+    return dict(t=torch.tensor(ts, dtype=torch.long), xt=torch.stack(xts), xstart=torch.stack(x0s), sample=out['sample'].detach().cpu())
+
 @torch.no_grad()
 def progressive_xstart(
     model,                        # the network
@@ -274,10 +280,7 @@ def progressive_xstart(
     if isinstance(frames, bool) or not isinstance(frames, int) or not 1 <= frames <= sm.steps:
         raise UsageError(f"frames must be an int in [1, {sm.steps}] (the sampler's steps), got {frames!r}")
     keep = {round(k * (sm.steps - 1) / max(frames - 1, 1)) for k in range(frames)}
-    ts, xts, x0s = [], [], []
-    for k, out in enumerate(sm.progressive(model, xT, generator)):
-        if k in keep: ts.append(out['t']); xts.append(out['xt'].cpu()); x0s.append(out['pred_xstart'].cpu())
-    return dict(t=torch.tensor(ts), xt=torch.stack(xts), xstart=torch.stack(x0s), sample=out['sample'].cpu())
+    return record_steps(sm.progressive(model, xT, generator), keep)
 
 # %% ../nbs/08_sample.ipynb #fe05aabe
 @torch.no_grad()
@@ -300,7 +303,7 @@ def xstart_from_xt(
     xts, samples = [], []
     for t in ts:
         tt = torch.tensor([t], device=x0.device)
-        xt = d.q_sample(x0[None], tt, noise=_noise((1, *x0.shape), generator, x0.device, x0.dtype))
+        xt = d.q_sample(x0[None], tt, noise=randn((1, *x0.shape), generator, x0.device, x0.dtype))
         s = denoise_from(model, d, xt.expand(draws, *x0.shape).contiguous(), t,
                          None if steps is None else min(steps, t + 1), generator=generator)
         xts.append(xt[0].cpu()); samples.append(s.clamp(-1, 1).cpu())
@@ -330,7 +333,7 @@ def interpolate(
     if not len(lam): raise UsageError("lambdas must not be empty")
     B = x0a.shape[0]
     tt = torch.full((B,), int(t), dtype=torch.long, device=x0a.device)
-    eps = _noise(x0a.shape, generator, x0a.device, x0a.dtype)
+    eps = randn(x0a.shape, generator, x0a.device, x0a.dtype)
     xa, xb = d.q_sample(x0a, tt, noise=eps), d.q_sample(x0b, tt, noise=eps)
     l = lam.to(x0a.device).view(-1, 1, 1, 1, 1)
     xt = (1 - l) * xa + l * xb                                      # [L, B, C, H, W]
