@@ -15,8 +15,8 @@ from .decode import IMAGE_EXTS, as_size, pil_to_array, stack_images, decode_imag
 from .errors import UsageError
 
 # %% auto #0
-__all__ = ['FLIPPABLE', 'LOCAL_OPTIONS', 'DATA_ENV', 'KNOWN_DATASETS', 'to_model_range', 'from_model_range', 'default_flip',
-           'random_flip', 'read_idx', 'DataUnavailableError', 'hub_reachable', 'data_roots', 'load_images']
+__all__ = ['FLIPPABLE', 'DATA_ENV', 'KNOWN_DATASETS', 'to_model_range', 'from_model_range', 'default_flip', 'random_flip',
+           'read_idx', 'DataUnavailableError', 'hub_reachable', 'data_roots', 'load_images']
 
 # %% ../nbs/06_data.ipynb #54df85f9
 def to_model_range(
@@ -236,7 +236,7 @@ def _load_local(p:Path, split='train', size=None):
 class DataUnavailableError(FileNotFoundError):
     "A dataset that cannot be had: on the Hub while the Hub is unreachable, or not on the Hub at all."
 
-LOCAL_OPTIONS = ("use 'fashion_mnist' (Debian's dataset-fashion-mnist), a directory of IDX files, "
+_LOCAL_OPTIONS = ("use 'fashion_mnist' (Debian's dataset-fashion-mnist), a directory of IDX files, "
                  "an imagefolder, a parquet file or a saved dataset")
 
 def _env_true(k): return os.environ.get(k, '').strip().upper() in ('1', 'ON', 'YES', 'TRUE')
@@ -279,7 +279,7 @@ def _load_hub(repo:str, split, size=None, cache_dir=None, asked:str|None=None, n
         with _hub_offline(offline): ds = datasets.load_dataset(repo, split=split, cache_dir=cache_dir)
     except ConnectionError:
         raise DataUnavailableError(f"{what} is not available offline: the Hugging Face Hub is unreachable{note}; "
-                                   f"{LOCAL_OPTIONS}") from None
+                                   f"{_LOCAL_OPTIONS}") from None
     except datasets.exceptions.DatasetNotFoundError:
         raise DataUnavailableError(f"{what} was not found on the Hugging Face Hub{note}") from None
     if isinstance(ds, datasets.DatasetDict): ds = _pick_split(ds, split, repo)

@@ -31,7 +31,7 @@ def _choice(value, options, name):
     if value not in options: raise UsageError(f"{name} must be one of {', '.join(map(repr, options))}; got {value!r}")
     return value
 
-def _check_x(x, name):
+def _check_state(x, name):
     if not isinstance(x, Tensor): raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     if not x.is_floating_point(): raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
     if x.ndim < 2: raise UsageError(f"{name} must have shape [B, C, ...], got {tuple(x.shape)}")
@@ -39,7 +39,7 @@ def _check_x(x, name):
 
 def _check_like(x, ref, name, ref_name):
     "x must match ref in shape, dtype and device."
-    _check_x(x, name)
+    _check_state(x, name)
     if x.shape != ref.shape:
         raise UsageError(f"{name} must have the shape of {ref_name} {tuple(ref.shape)}, got {tuple(x.shape)}")
     if x.dtype != ref.dtype: raise TypeError(f"{name} must have the dtype of {ref_name} ({ref.dtype}), got {x.dtype}")
@@ -176,7 +176,7 @@ def q_mean_variance(self:GaussianDiffusion,
     t:Tensor,        # 0-based timesteps, long [B]
 )->tuple:            # (mean, variance, log_variance) of q(x_t | x_0), each shaped like x_start
     "Mean, variance and log-variance of q(x_t | x_0) = N(√ᾱ_t x_0, (1-ᾱ_t) I)."
-    _check_x(x_start, 'x_start')
+    _check_state(x_start, 'x_start')
     return fwd.q_mean_variance(self.schedule, x_start, self._check_t(t, x_start))
 
 @patch
@@ -187,10 +187,10 @@ def q_sample(self:GaussianDiffusion,
     *, generator:torch.Generator|None=None,
 )->Tensor:                    # x_t = √ᾱ_t x_0 + √(1-ᾱ_t) ε
     "Sample x_t ~ q(x_t | x_0)."
-    _check_x(x_start, 'x_start'); t = self._check_t(t, x_start)
+    _check_state(x_start, 'x_start'); t = self._check_t(t, x_start)
     if noise is None: noise = randn(x_start.shape, generator, x_start.device, x_start.dtype)
     _check_like(noise, x_start, 'noise', 'x_start')
-    return fwd._q_sample(self.schedule, x_start, t, noise)
+    return fwd.q_sample_unchecked(self.schedule, x_start, t, noise)
 
 @patch
 def q_posterior_mean_variance(self:GaussianDiffusion,
@@ -199,7 +199,7 @@ def q_posterior_mean_variance(self:GaussianDiffusion,
     t:Tensor,        # 0-based timesteps, long [B]
 )->tuple:            # (mean, variance, log_variance_clipped) of q(x_{t-1} | x_t, x_0)
     "Mean μ̃_t, variance β̃_t and clipped log-variance of the posterior q(x_{t-1} | x_t, x_0)."
-    _check_x(x_start, 'x_start'); _check_like(x_t, x_start, 'x_t', 'x_start')
+    _check_state(x_start, 'x_start'); _check_like(x_t, x_start, 'x_t', 'x_start')
     return fwd.q_posterior_mean_variance(self.schedule, x_start, x_t, self._check_t(t, x_start))
 
 # %% ../nbs/04_diffusion.ipynb #5b4c637e
@@ -262,7 +262,7 @@ def p_mean_variance(self:GaussianDiffusion,
     *, model_output:Tensor|None=None, # the model's output at (x, t) if already computed (then `model` is not called)
 )->dict:                       # mean, variance, log_variance (each shaped like x), pred_xstart
     "The reverse step p_θ(x_{t-1} | x_t) = N(mean, variance): run the model and convert its output."
-    _check_x(x, 'x'); t = self._check_t(t, x)
+    _check_state(x, 'x'); t = self._check_t(t, x)
     S = self.schedule
     out = self._model_forward(model, x, t, model_kwargs) if model_output is None else model_output
     out, var_out = self._split_output(out, x)
@@ -285,7 +285,7 @@ def p_mean_variance(self:GaussianDiffusion,
         if self.model_mean_type == 'xstart': pred_xstart = process(out)
         elif self.model_mean_type == 'eps': pred_xstart = process(self._predict_xstart_from_eps(x, t, out))
         else: pred_xstart = process(self._predict_xstart_from_v(x, t, out))
-        mean = fwd._q_posterior_mean(S, pred_xstart, x, t)
+        mean = fwd.q_posterior_mean_unchecked(S, pred_xstart, x, t)
     return dict(mean=mean, variance=var, log_variance=log_var, pred_xstart=pred_xstart)
 
 # %% ../nbs/04_diffusion.ipynb #995d544e
@@ -301,7 +301,7 @@ def p_sample(self:GaussianDiffusion,
     generator:torch.Generator|None=None,
 )->dict:                       # sample (x_{t-1}), pred_xstart
     "One ancestral step: x_{t-1} = μ_θ(x_t, t) + σ_t z, with no noise at index 0."
-    _check_x(x, 'x'); t = self._check_t(t, x)
+    _check_state(x, 'x'); t = self._check_t(t, x)
     out = self.p_mean_variance(model, x, t, clip_denoised, denoised_fn, model_kwargs)
     if noise is None: noise = randn(x.shape, generator, x.device, x.dtype)
     else: _check_like(noise, x, 'noise', 'x')
@@ -312,7 +312,7 @@ def p_sample(self:GaussianDiffusion,
 @patch
 def _start_loop(self:GaussianDiffusion, model, shape, noise, device, dtype, generator):
     if noise is not None:
-        _check_x(noise, 'noise')
+        _check_state(noise, 'noise')
         if tuple(noise.shape) != tuple(shape):
             raise UsageError(f"noise must have shape {tuple(shape)} (the shape argument), got {tuple(noise.shape)}")
         return noise if device is None else noise.to(device)
@@ -395,7 +395,7 @@ def ddim_sample(self:GaussianDiffusion,
     generator:torch.Generator|None=None,
 )->dict:                         # sample (x_{t-1}), pred_xstart
     "One DDIM step from x_t to x_{t-1}."
-    _check_x(x, 'x'); t = self._check_t(t, x)
+    _check_state(x, 'x'); t = self._check_t(t, x)
     if not eta >= 0: raise UsageError(f"eta must be >= 0, got {eta!r}")
     out = self.p_mean_variance(model, x, t, clip_denoised, denoised_fn, model_kwargs)
     eps = self._predict_eps_from_xstart(x, t, out['pred_xstart'])
@@ -453,8 +453,8 @@ def vb_terms_bpd(self:GaussianDiffusion,
     *, model_output:Tensor|None=None, # the model's output at (x_t, t) if already computed (the hybrid loss passes it)
 )->dict:                      # output: bits/dim per example [B]; pred_xstart
     "The bound term at each example's timestep: KL(q(x_{t-1}|x_t,x_0) || p_θ(x_{t-1}|x_t)) for index > 0, the decoder NLL at index 0."
-    _check_x(x_start, 'x_start'); _check_like(x_t, x_start, 'x_t', 'x_start'); t = self._check_t(t, x_start)
-    true_mean = fwd._q_posterior_mean(self.schedule, x_start, x_t, t)
+    _check_state(x_start, 'x_start'); _check_like(x_t, x_start, 'x_t', 'x_start'); t = self._check_t(t, x_start)
+    true_mean = fwd.q_posterior_mean_unchecked(self.schedule, x_start, x_t, t)
     true_log_var = self.schedule.coef('posterior_log_variance_clipped', t, x_t)
     out = self.p_mean_variance(model, x_t, t, clip_denoised, None, model_kwargs, model_output=model_output)
     kl = bits_per_dim(normal_kl(true_mean, true_log_var, out['mean'], out['log_variance']))
@@ -464,7 +464,7 @@ def vb_terms_bpd(self:GaussianDiffusion,
 @patch
 def prior_bpd(self:GaussianDiffusion, x_start:Tensor)->Tensor:
     "L_T = KL(q(x_T | x_0) || N(0, I)) in bits/dim, per example [B]."
-    _check_x(x_start, 'x_start')
+    _check_state(x_start, 'x_start')
     t = torch.full((x_start.shape[0],), self.num_timesteps - 1, dtype=torch.long, device=x_start.device)
     mean, _, log_var = fwd.q_mean_variance(self.schedule, x_start, t)
     return bits_per_dim(normal_kl(mean, log_var, 0.0, 0.0))
@@ -479,7 +479,7 @@ def calc_bpd_loop(self:GaussianDiffusion,
     generator:torch.Generator|None=None, # the source of the x_t draws
 )->dict:                        # total_bpd [B], prior_bpd [B], vb [B, T], xstart_mse [B, T], mse [B, T]
     "The whole bound in bits/dim, one x_t ~ q(x_t|x_0) per timestep; column i of vb/mse/xstart_mse is timestep index i."
-    _check_x(x_start, 'x_start')
+    _check_state(x_start, 'x_start')
     T = self.num_timesteps
     vb, xstart_mse, mse = [None] * T, [None] * T, [None] * T
     indices = range(T - 1, -1, -1)
@@ -489,7 +489,7 @@ def calc_bpd_loop(self:GaussianDiffusion,
     for i in indices:
         t = self._loop_t(i, x_start)
         noise = randn(x_start.shape, generator, x_start.device, x_start.dtype)
-        x_t = fwd._q_sample(self.schedule, x_start, t, noise)
+        x_t = fwd.q_sample_unchecked(self.schedule, x_start, t, noise)
         with torch.no_grad():
             out = self.vb_terms_bpd(model, x_start, x_t, t, clip_denoised, model_kwargs)
         vb[i] = out['output']
@@ -511,7 +511,7 @@ def training_losses(self:GaussianDiffusion,
     snr_gamma:float|None=None, # min-SNR-γ: weight the mse term so that its x_0 error counts min(SNR_t, γ); None: L_simple
 )->dict:                       # loss [B]; mse [B] (unweighted) and/or vb [B] (bits/dim)
     "Per-example training loss for `self.loss_type`, with its parts."
-    _check_x(x_start, 'x_start'); t = self._check_t(t, x_start)
+    _check_state(x_start, 'x_start'); t = self._check_t(t, x_start)
     if snr_gamma is not None:
         if self.loss_type in ('kl', 'rescaled_kl') or self.model_mean_type == 'xprev':
             raise UsageError(f"snr_gamma weights the mse term of an 'eps', 'xstart' or 'v' model; this diffusion has "
@@ -519,7 +519,7 @@ def training_losses(self:GaussianDiffusion,
         if not snr_gamma > 0: raise UsageError(f"snr_gamma must be > 0 (5 in Hang et al.), got {snr_gamma!r}")
     if noise is None: noise = randn(x_start.shape, generator, x_start.device, x_start.dtype)
     _check_like(noise, x_start, 'noise', 'x_start')
-    x_t = fwd._q_sample(self.schedule, x_start, t, noise)
+    x_t = fwd.q_sample_unchecked(self.schedule, x_start, t, noise)
     T, terms = self.num_timesteps, {}
     if self.loss_type in ('kl', 'rescaled_kl'):
         terms['vb'] = self.vb_terms_bpd(model, x_start, x_t, t, False, model_kwargs)['output']
@@ -531,7 +531,7 @@ def training_losses(self:GaussianDiffusion,
         frozen = torch.cat([mean_out.detach(), var_out], 1)
         terms['vb'] = self.vb_terms_bpd(None, x_start, x_t, t, False, None, model_output=frozen)['output']
     target = {'eps': noise, 'xstart': x_start, 'v': lambda: self._predict_v(x_start, t, noise),
-              'xprev': lambda: fwd._q_posterior_mean(self.schedule, x_start, x_t, t)}[self.model_mean_type]
+              'xprev': lambda: fwd.q_posterior_mean_unchecked(self.schedule, x_start, x_t, t)}[self.model_mean_type]
     target = target() if callable(target) else target
     terms['mse'] = mean_flat((target - mean_out) ** 2)
     mse = terms['mse'] if snr_gamma is None else self.min_snr_weight(t, snr_gamma, terms['mse']) * terms['mse']

@@ -110,7 +110,7 @@ class _Oracle:
         t = check_timesteps(t, S.T, x.shape[0]).to(x.device)
         eps = self._D._predict_eps_from_xstart(x, t, x0)                      # the engine's conversions, not copies
         out = {'eps': lambda: eps, 'xstart': lambda: x0, 'v': lambda: self._D._predict_v(x0, t, eps),
-               'xprev': lambda: fwd._q_posterior_mean(S, x0, x, t)}[self.mean_type]()
+               'xprev': lambda: fwd.q_posterior_mean_unchecked(S, x0, x, t)}[self.mean_type]()
         if self.var_type in ('learned', 'learned_range'):
             logvar = self.model_log_variance(v0, t, x)
             if self.var_type == 'learned_range':
