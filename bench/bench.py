@@ -189,6 +189,7 @@ def build_pair(preset, device, seed=0):
     "ddpm_nb's UNet of `preset` and diffusers' UNet2DModel with the same weights (through the package's interop)."
     from diffusers import UNet2DModel
     from ddpm_nb.unet import UNet
+    import ddpm_nb.interop   # UNet.to_diffusers_config, .to_diffusers_state_dict, .from_diffusers
     torch.manual_seed(seed)
     ours = UNet.from_preset(preset)
     g = torch.Generator().manual_seed(seed + 1)
@@ -452,6 +453,7 @@ def bench_gpu(a, device, log):
     from ddpm_nb.diffusion import GaussianDiffusion
     from ddpm_nb.schedules import get_beta_schedule
     from ddpm_nb.unet import UNet
+    import ddpm_nb.interop   # UNet.to_diffusers_config, .to_diffusers_state_dict, .from_diffusers
     if device.type == 'cuda':
         torch.backends.cudnn.benchmark = True
         torch.backends.cuda.matmul.allow_tf32 = True; torch.backends.cudnn.allow_tf32 = True

@@ -76,6 +76,7 @@ def main(argv=None):
     from diffusers.optimization import get_cosine_schedule_with_warmup
     from diffusers.training_utils import EMAModel
     from ddpm_nb.unet import UNet
+    import ddpm_nb.interop   # UNet.to_diffusers_config, .to_diffusers_state_dict, .from_diffusers
     from ddpm_nb.data import load_images, to_model_range, random_flip, default_flip
     from ddpm_nb.checkpoint import CKPT_FORMATS, save_checkpoint, latest_checkpoint
     from ddpm_nb.diffusion import GaussianDiffusion

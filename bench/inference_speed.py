@@ -19,6 +19,7 @@ def shapes():
 def pair(kw, seed=0):
     from diffusers import UNet2DModel
     from ddpm_nb.unet import UNet
+    import ddpm_nb.interop   # UNet.to_diffusers_config, .to_diffusers_state_dict, .from_diffusers
     torch.manual_seed(seed)
     ours = UNet.from_preset('fashion_mnist', **kw).eval()
     theirs = UNet2DModel(**ours.to_diffusers_config()).eval()

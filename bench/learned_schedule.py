@@ -1,7 +1,7 @@
 """Fashion-MNIST with a learned β schedule against the linear and cosine schedules (15_learned_schedule).
 
 Each schedule trains the 'fast' recipe's network (ch 24, no attention) from the same seed for the same number of steps,
-with `ddpm_nb.oracle.train_toy` (Adam, one-cycle lr, fresh random batches), through a `LearnedSchedule`: frozen at its base
+with `ddpm_nb.toy.train_toy` (Adam, one-cycle lr, fresh random batches), through a `LearnedSchedule`: frozen at its base
 for 'linear' and 'cosine' (so every run takes the same code path), trained for 'learned' (θ at the network's peak
 learning rate) and 'learned-theta-lr30' (θ at 30 times it). The
 network's objective is L_simple (`model_loss='simple'`); β, where it trains, follows the bound. Each model is scored on
@@ -23,7 +23,7 @@ def run_one(name, X, test, ref, a):
     from ddpm_nb.train import TrainConfig, build_model
     from ddpm_nb.schedules import get_beta_schedule
     from ddpm_nb.learned_schedule import LearnedSchedule
-    from ddpm_nb.oracle import train_toy
+    from ddpm_nb.toy import train_toy
     from ddpm_nb.evaluate import bpd_stratified, mean_ci
     from ddpm_nb.sample import sample
     from ddpm_nb.metrics import fid_kid
@@ -54,7 +54,7 @@ def run_one(name, X, test, ref, a):
     log_snr = d.schedule.snr.log()
     row.update(log_snr_1=log_snr[0].item(), log_snr_T=log_snr[-1].item(), betas=d.betas.tolist(), load_after=list(os.getloadavg()))
     if a.samples:
-        from ddpm_nb.data import save_image_grid
+        from ddpm_nb.grid import save_image_grid
         save_image_grid(x[:64], Path(a.samples) / f'learned_schedule_{name}.png')
     return row
 

@@ -28,7 +28,8 @@ def main(argv=None):
     from ddpm_nb.evaluate import score_run, reference_images, bpd_stratified, mean_ci
     from ddpm_nb.metrics import fid_kid
     from ddpm_nb.classifier import fmnist_features
-    from ddpm_nb.data import load_images, to_model_range, save_image_grid
+    from ddpm_nb.data import load_images, to_model_range
+    from ddpm_nb.grid import save_image_grid
     from ddpm_nb.checkpoint import load_model
     from ddpm_nb.sample import sample
     from functools import partial

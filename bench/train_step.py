@@ -17,6 +17,7 @@ def build_pair(model_kw:dict, seed=0):
     "ddpm_nb's UNet (`model_kw` for `UNet.from_preset`) and diffusers' UNet2DModel with the same, perturbed, weights."
     from diffusers import UNet2DModel
     from ddpm_nb.unet import UNet
+    import ddpm_nb.interop   # UNet.to_diffusers_config, .to_diffusers_state_dict, .from_diffusers
     torch.manual_seed(seed)
     ours = UNet.from_preset(**model_kw)
     g = torch.Generator().manual_seed(seed + 1)

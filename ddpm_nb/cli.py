@@ -266,7 +266,8 @@ def sample_main(
     _check_sample_size(n, shape, out)
     if steps is None: steps = SAMPLER_CALLS[sampler]
     t0 = time.time()
-    from ddpm_nb.data import save_image_grid, from_model_range
+    from ddpm_nb.data import from_model_range
+    from ddpm_nb.grid import save_image_grid
     try:                                                      # per batch to uint8: memory bounded by uint8 samples
         u8 = sample(model, diffusion, n, sampler, steps, generator=torch.Generator().manual_seed(seed), shape=shape, batch_size=batch_size,
                     device=dev, progress=progress, on_batch=from_model_range, variance=variance, precision=precision, plan=(plan := {}))
@@ -274,7 +275,7 @@ def sample_main(
         raise UsageError(f"{e}: the weights in {ckpt} are broken") from None
     if out.suffix.lower() == '.npz':
         import numpy as np
-        from ddpm_nb.data import atomic_file
+        from ddpm_nb.grid import atomic_file
         with atomic_file(out) as f: np.savez(f, arr_0=u8.permute(0, 2, 3, 1).numpy())
         grid = save_image_grid(u8[:64], out.with_suffix('.png'))
     else: grid = save_image_grid(u8, out)

@@ -13,6 +13,7 @@ from .schedules import Schedule, extract, check_timesteps, check_betas, get_beta
 from .likelihood import *
 from .likelihood import mean_flat, normal_kl, discretized_gaussian_log_likelihood, bits_per_dim, nats_to_bits
 from . import forward as fwd
+from .devices import randn, model_device
 from .errors import UsageError
 
 # %% auto #0
@@ -30,7 +31,7 @@ def _choice(value, options, name):
     if value not in options: raise UsageError(f"{name} must be one of {', '.join(map(repr, options))}; got {value!r}")
     return value
 
-def _check_x(x, name):
+def _check_state(x, name):
     if not isinstance(x, Tensor): raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     if not x.is_floating_point(): raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
     if x.ndim < 2: raise UsageError(f"{name} must have shape [B, C, ...], got {tuple(x.shape)}")
@@ -38,18 +39,13 @@ def _check_x(x, name):
 
 def _check_like(x, ref, name, ref_name):
     "x must match ref in shape, dtype and device."
-    _check_x(x, name)
+    _check_state(x, name)
     if x.shape != ref.shape:
         raise UsageError(f"{name} must have the shape of {ref_name} {tuple(ref.shape)}, got {tuple(x.shape)}")
     if x.dtype != ref.dtype: raise TypeError(f"{name} must have the dtype of {ref_name} ({ref.dtype}), got {x.dtype}")
     if x.device != ref.device:
         raise UsageError(f"{name} must be on the device of {ref_name} ({ref.device}), got {x.device}")
     return x
-
-def _randn(shape, dtype, device, generator=None):
-    "Standard normal noise drawn from `generator` (on the generator's device, then moved) or the global RNG."
-    if generator is None: return torch.randn(shape, dtype=dtype, device=device)
-    return torch.randn(shape, dtype=dtype, device=generator.device, generator=generator).to(device)
 
 # %% ../nbs/04_diffusion.ipynb #db826aea
 class GaussianDiffusion:
@@ -180,7 +176,7 @@ def q_mean_variance(self:GaussianDiffusion,
     t:Tensor,        # 0-based timesteps, long [B]
 )->tuple:            # (mean, variance, log_variance) of q(x_t | x_0), each shaped like x_start
     "Mean, variance and log-variance of q(x_t | x_0) = N(√ᾱ_t x_0, (1-ᾱ_t) I)."
-    _check_x(x_start, 'x_start')
+    _check_state(x_start, 'x_start')
     return fwd.q_mean_variance(self.schedule, x_start, self._check_t(t, x_start))
 
 @patch
@@ -191,10 +187,10 @@ def q_sample(self:GaussianDiffusion,
     *, generator:torch.Generator|None=None,
 )->Tensor:                    # x_t = √ᾱ_t x_0 + √(1-ᾱ_t) ε
     "Sample x_t ~ q(x_t | x_0)."
-    _check_x(x_start, 'x_start'); t = self._check_t(t, x_start)
-    if noise is None: noise = _randn(x_start.shape, x_start.dtype, x_start.device, generator)
+    _check_state(x_start, 'x_start'); t = self._check_t(t, x_start)
+    if noise is None: noise = randn(x_start.shape, generator, x_start.device, x_start.dtype)
     _check_like(noise, x_start, 'noise', 'x_start')
-    return fwd._q_sample(self.schedule, x_start, t, noise)            # eq. (4): x_t = √ᾱ_t x_0 + √(1-ᾱ_t) ε
+    return fwd.q_sample_unchecked(self.schedule, x_start, t, noise)  # eq. (4): x_t = √ᾱ_t x_0 + √(1-ᾱ_t) ε
 
 @patch
 def q_posterior_mean_variance(self:GaussianDiffusion,
@@ -203,7 +199,7 @@ def q_posterior_mean_variance(self:GaussianDiffusion,
     t:Tensor,        # 0-based timesteps, long [B]
 )->tuple:            # (mean, variance, log_variance_clipped) of q(x_{t-1} | x_t, x_0)
     "Mean μ̃_t, variance β̃_t and clipped log-variance of the posterior q(x_{t-1} | x_t, x_0)."
-    _check_x(x_start, 'x_start'); _check_like(x_t, x_start, 'x_t', 'x_start')
+    _check_state(x_start, 'x_start'); _check_like(x_t, x_start, 'x_t', 'x_start')
     return fwd.q_posterior_mean_variance(self.schedule, x_start, x_t, self._check_t(t, x_start))
 
 # %% ../nbs/04_diffusion.ipynb #5b4c637e
@@ -267,7 +263,7 @@ def p_mean_variance(self:GaussianDiffusion,
     *, model_output:Tensor|None=None, # the model's output at (x, t) if already computed (then `model` is not called)
 )->dict:                       # mean, variance, log_variance (each shaped like x), pred_xstart
     "The reverse step p_θ(x_{t-1} | x_t) = N(mean, variance): run the model and convert its output."
-    _check_x(x, 'x'); t = self._check_t(t, x)
+    _check_state(x, 'x'); t = self._check_t(t, x)
     S = self.schedule
     # 1. the network's output at (x_t, t): a mean parameterization, and a variance parameter where learned
     out = self._model_forward(model, x, t, model_kwargs) if model_output is None else model_output
@@ -293,7 +289,7 @@ def p_mean_variance(self:GaussianDiffusion,
         if self.model_mean_type == 'xstart': pred_xstart = process(out)
         elif self.model_mean_type == 'eps': pred_xstart = process(self._predict_xstart_from_eps(x, t, out))
         else: pred_xstart = process(self._predict_xstart_from_v(x, t, out))
-        mean = fwd._q_posterior_mean(S, pred_xstart, x, t)
+        mean = fwd.q_posterior_mean_unchecked(S, pred_xstart, x, t)
     return dict(mean=mean, variance=var, log_variance=log_var, pred_xstart=pred_xstart)
 
 # %% ../nbs/04_diffusion.ipynb #995d544e
@@ -309,9 +305,9 @@ def p_sample(self:GaussianDiffusion,
     generator:torch.Generator|None=None,
 )->dict:                       # sample (x_{t-1}), pred_xstart
     "One ancestral step: x_{t-1} = μ_θ(x_t, t) + σ_t z, with no noise at index 0."
-    _check_x(x, 'x'); t = self._check_t(t, x)
+    _check_state(x, 'x'); t = self._check_t(t, x)
     out = self.p_mean_variance(model, x, t, clip_denoised, denoised_fn, model_kwargs)
-    if noise is None: noise = _randn(x.shape, x.dtype, x.device, generator)
+    if noise is None: noise = randn(x.shape, generator, x.device, x.dtype)
     else: _check_like(noise, x, 'noise', 'x')
     # Algorithm 2, line 4: x_{t-1} = μ_θ(x_t, t) + σ_t z, and z = 0 at t = 1 (index 0)
     nonzero = (t != 0).to(x.dtype).reshape(x.shape[0], *((1,) * (x.ndim - 1)))
@@ -321,16 +317,13 @@ def p_sample(self:GaussianDiffusion,
 @patch
 def _start_loop(self:GaussianDiffusion, model, shape, noise, device, dtype, generator):
     if noise is not None:
-        _check_x(noise, 'noise')
+        _check_state(noise, 'noise')
         if tuple(noise.shape) != tuple(shape):
             raise UsageError(f"noise must have shape {tuple(shape)} (the shape argument), got {tuple(noise.shape)}")
         return noise if device is None else noise.to(device)
     if not isinstance(shape, (tuple, list, torch.Size)) or len(shape) < 2 or not all(isinstance(s, int) and s > 0 for s in shape):
         raise UsageError(f"shape must be a tuple of positive ints (B, C, ...), got {shape!r}")
-    if device is None:
-        p = next(iter(model.parameters()), None) if hasattr(model, 'parameters') else None
-        device = p.device if p is not None else 'cpu'
-    return _randn(tuple(shape), dtype, torch.device(device), generator)
+    return randn(tuple(shape), generator, model_device(model) if device is None else torch.device(device), dtype)
 
 @patch
 def reverse_steps(self:GaussianDiffusion,
@@ -407,7 +400,7 @@ def ddim_sample(self:GaussianDiffusion,
     generator:torch.Generator|None=None,
 )->dict:                         # sample (x_{t-1}), pred_xstart
     "One DDIM step from x_t to x_{t-1}."
-    _check_x(x, 'x'); t = self._check_t(t, x)
+    _check_state(x, 'x'); t = self._check_t(t, x)
     if not eta >= 0: raise UsageError(f"eta must be >= 0, got {eta!r}")
     out = self.p_mean_variance(model, x, t, clip_denoised, denoised_fn, model_kwargs)
     eps = self._predict_eps_from_xstart(x, t, out['pred_xstart'])
@@ -416,7 +409,7 @@ def ddim_sample(self:GaussianDiffusion,
     # Song et al. eq. (12)
     mean = out['pred_xstart'] * abp.sqrt() + torch.sqrt((1 - abp - sigma ** 2).clamp(min=0)) * eps
     if eta == 0: return dict(sample=mean, pred_xstart=out['pred_xstart'])
-    if noise is None: noise = _randn(x.shape, x.dtype, x.device, generator)
+    if noise is None: noise = randn(x.shape, generator, x.device, x.dtype)
     else: _check_like(noise, x, 'noise', 'x')
     nonzero = (t != 0).to(x.dtype).reshape(x.shape[0], *((1,) * (x.ndim - 1)))
     return dict(sample=mean + nonzero * sigma * noise, pred_xstart=out['pred_xstart'])
@@ -465,8 +458,8 @@ def vb_terms_bpd(self:GaussianDiffusion,
     *, model_output:Tensor|None=None, # the model's output at (x_t, t) if already computed (the hybrid loss passes it)
 )->dict:                      # output: bits/dim per example [B]; pred_xstart
     "The bound term at each example's timestep: KL(q(x_{t-1}|x_t,x_0) || p_θ(x_{t-1}|x_t)) for index > 0, the decoder NLL at index 0."
-    _check_x(x_start, 'x_start'); _check_like(x_t, x_start, 'x_t', 'x_start'); t = self._check_t(t, x_start)
-    true_mean = fwd._q_posterior_mean(self.schedule, x_start, x_t, t)
+    _check_state(x_start, 'x_start'); _check_like(x_t, x_start, 'x_t', 'x_start'); t = self._check_t(t, x_start)
+    true_mean = fwd.q_posterior_mean_unchecked(self.schedule, x_start, x_t, t)
     true_log_var = self.schedule.coef('posterior_log_variance_clipped', t, x_t)
     out = self.p_mean_variance(model, x_t, t, clip_denoised, None, model_kwargs, model_output=model_output)
     kl = bits_per_dim(normal_kl(true_mean, true_log_var, out['mean'], out['log_variance']))   # eq. (5): L_{t-1}
@@ -476,7 +469,7 @@ def vb_terms_bpd(self:GaussianDiffusion,
 @patch
 def prior_bpd(self:GaussianDiffusion, x_start:Tensor)->Tensor:
     "L_T = KL(q(x_T | x_0) || N(0, I)) in bits/dim, per example [B]."
-    _check_x(x_start, 'x_start')
+    _check_state(x_start, 'x_start')
     t = torch.full((x_start.shape[0],), self.num_timesteps - 1, dtype=torch.long, device=x_start.device)
     mean, _, log_var = fwd.q_mean_variance(self.schedule, x_start, t)
     return bits_per_dim(normal_kl(mean, log_var, 0.0, 0.0))
@@ -491,7 +484,7 @@ def calc_bpd_loop(self:GaussianDiffusion,
     generator:torch.Generator|None=None, # the source of the x_t draws
 )->dict:                        # total_bpd [B], prior_bpd [B], vb [B, T], xstart_mse [B, T], mse [B, T]
     "The whole bound in bits/dim, one x_t ~ q(x_t|x_0) per timestep; column i of vb/mse/xstart_mse is timestep index i."
-    _check_x(x_start, 'x_start')
+    _check_state(x_start, 'x_start')
     T = self.num_timesteps
     vb, xstart_mse, mse = [None] * T, [None] * T, [None] * T
     indices = range(T - 1, -1, -1)
@@ -500,8 +493,8 @@ def calc_bpd_loop(self:GaussianDiffusion,
         indices = tqdm(indices)
     for i in indices:
         t = self._loop_t(i, x_start)
-        noise = _randn(x_start.shape, x_start.dtype, x_start.device, generator)
-        x_t = fwd._q_sample(self.schedule, x_start, t, noise)
+        noise = randn(x_start.shape, generator, x_start.device, x_start.dtype)
+        x_t = fwd.q_sample_unchecked(self.schedule, x_start, t, noise)
         with torch.no_grad():
             out = self.vb_terms_bpd(model, x_start, x_t, t, clip_denoised, model_kwargs)
         vb[i] = out['output']
@@ -523,15 +516,15 @@ def training_losses(self:GaussianDiffusion,
     snr_gamma:float|None=None, # min-SNR-γ: weight the mse term so that its x_0 error counts min(SNR_t, γ); None: L_simple
 )->dict:                       # loss [B]; mse [B] (unweighted) and/or vb [B] (bits/dim)
     "Per-example training loss for `self.loss_type`, with its parts."
-    _check_x(x_start, 'x_start'); t = self._check_t(t, x_start)
+    _check_state(x_start, 'x_start'); t = self._check_t(t, x_start)
     if snr_gamma is not None:
         if self.loss_type in ('kl', 'rescaled_kl') or self.model_mean_type == 'xprev':
             raise UsageError(f"snr_gamma weights the mse term of an 'eps', 'xstart' or 'v' model; this diffusion has "
                              f"loss_type={self.loss_type!r}, model_mean_type={self.model_mean_type!r}")
         if not snr_gamma > 0: raise UsageError(f"snr_gamma must be > 0 (5 in Hang et al.), got {snr_gamma!r}")
-    if noise is None: noise = _randn(x_start.shape, x_start.dtype, x_start.device, generator)
+    if noise is None: noise = randn(x_start.shape, generator, x_start.device, x_start.dtype)
     _check_like(noise, x_start, 'noise', 'x_start')
-    x_t = fwd._q_sample(self.schedule, x_start, t, noise)              # 1. Algorithm 1: x_t by eq. (4)
+    x_t = fwd.q_sample_unchecked(self.schedule, x_start, t, noise)  # 1. Algorithm 1: x_t by eq. (4)
     T, terms = self.num_timesteps, {}
     if self.loss_type in ('kl', 'rescaled_kl'):
         terms['vb'] = self.vb_terms_bpd(model, x_start, x_t, t, False, model_kwargs)['output']
@@ -543,7 +536,7 @@ def training_losses(self:GaussianDiffusion,
         frozen = torch.cat([mean_out.detach(), var_out], 1)
         terms['vb'] = self.vb_terms_bpd(None, x_start, x_t, t, False, None, model_output=frozen)['output']
     target = {'eps': noise, 'xstart': x_start, 'v': lambda: self._predict_v(x_start, t, noise),
-              'xprev': lambda: fwd._q_posterior_mean(self.schedule, x_start, x_t, t)}[self.model_mean_type]
+              'xprev': lambda: fwd.q_posterior_mean_unchecked(self.schedule, x_start, x_t, t)}[self.model_mean_type]
     target = target() if callable(target) else target
     terms['mse'] = mean_flat((target - mean_out) ** 2)                  # 3. eq. (14), L_simple: ‖ε - ε_θ‖² for ε
     mse = terms['mse'] if snr_gamma is None else self.min_snr_weight(t, snr_gamma, terms['mse']) * terms['mse']

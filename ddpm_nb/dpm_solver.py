@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 from .diffusion import GaussianDiffusion
 from .respace import SpacedDiffusion
+from .devices import randn
 from .errors import UsageError
 
 # %% auto #0
@@ -82,7 +83,7 @@ class DPMSolverStepper:
         self._prev = (t, x0)
         sample = self._c('ratio', t, x) * x + self._c('coef', t, x) * d
         if self.sde:
-            if noise is None: noise = torch.randn(x.shape, generator=self.generator, dtype=x.dtype, device=self.generator.device if self.generator else x.device).to(x.device)
+            if noise is None: noise = randn(x.shape, self.generator, x.device, x.dtype)
             elif noise.shape != x.shape: raise UsageError(f"noise must have the shape of x {tuple(x.shape)}, got {tuple(noise.shape)}")
             sample = sample + self._c('noise_coef', t, x) * noise
         return dict(sample=sample, pred_xstart=x0)

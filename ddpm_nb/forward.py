@@ -14,11 +14,11 @@ from .errors import UsageError
 __all__ = ['q_step_mean_variance', 'q_step_sample', 'q_mean_variance', 'q_sample', 'gaussian_log_prob', 'q_log_prob_chain',
            'q_posterior_mean_variance']
 
-# %% ../nbs/01_forward.ipynb #d02f03fa
-def _check_schedule(S):
+# %% ../nbs/01_forward.ipynb #b44789a7
+def check_schedule(S):
     if not isinstance(S, Schedule): raise TypeError(f"S must be a ddpm_nb.schedules.Schedule, got {type(S).__name__}")
 
-def _check_x(x, name:str):
+def check_batch(x, name:str):
     if not isinstance(x, Tensor): raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     if x.ndim < 1: raise UsageError(f"{name} must have shape [B, ...], got a scalar")
     if not x.is_floating_point(): raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
@@ -27,13 +27,14 @@ def _check_same_shape(a, b, na:str, nb:str):
     if a.shape != b.shape:
         raise UsageError(f"{nb} must have the same shape as {na} {tuple(a.shape)}, got {tuple(b.shape)}")
 
+# %% ../nbs/01_forward.ipynb #d02f03fa
 def q_step_mean_variance(
     S:Schedule,      # the noise schedule
     x_prev:Tensor,   # x_{t-1}, shape [B, ...]
     t:Tensor,        # 0-based timesteps (index i is the paper's t=i+1), long, shape [B]
 )->tuple:            # (mean, variance, log_variance), each shaped like x_prev
     "Mean, variance and log-variance of one forward step q(x_t | x_{t-1}) = N(√(1-β_t) x_{t-1}, β_t I)."
-    _check_schedule(S); _check_x(x_prev, 'x_prev')
+    check_schedule(S); check_batch(x_prev, 'x_prev')
     mean = extract(S.alphas.sqrt(), t, x_prev) * x_prev
     var = extract(S.betas, t, x_prev).expand_as(x_prev)
     return mean, var, extract(S.betas.log(), t, x_prev).expand_as(x_prev)
@@ -57,7 +58,7 @@ def q_mean_variance(
     t:Tensor,     # 0-based timesteps, long, shape [B]
 )->tuple:         # (mean, variance, log_variance), each shaped like x0
     "Mean, variance and log-variance of q(x_t | x_0) = N(√ᾱ_t x_0, (1-ᾱ_t) I)."
-    _check_schedule(S); _check_x(x0, 'x0')
+    check_schedule(S); check_batch(x0, 'x0')
     mean = extract(S.sqrt_alphas_cumprod, t, x0) * x0
     var = extract(1.0 - S.alphas_cumprod, t, x0).expand_as(x0)
     return mean, var, extract(S.log_one_minus_alphas_cumprod, t, x0).expand_as(x0)
@@ -69,12 +70,13 @@ def q_sample(
     noise:Tensor|None=None, # ε ~ N(0, I) shaped like x0; drawn if None
 )->Tensor:                  # x_t = √ᾱ_t x_0 + √(1-ᾱ_t) ε, shaped like x0
     "Sample x_t ~ q(x_t | x_0) in one shot, by the reparameterization x_t = √ᾱ_t x_0 + √(1-ᾱ_t) ε."
-    _check_schedule(S); _check_x(x0, 'x0')
+    check_schedule(S); check_batch(x0, 'x0')
     if noise is None: noise = torch.randn_like(x0)
     _check_same_shape(x0, noise, 'x0', 'noise')
-    return _q_sample(S, x0, check_timesteps(t, S.T, x0.shape[0]).to(x0.device), noise)
+    return q_sample_unchecked(S, x0, check_timesteps(t, S.T, x0.shape[0]).to(x0.device), noise)
 
-def _q_sample(S, x0, t, noise):
+# %% ../nbs/01_forward.ipynb #abbb5464
+def q_sample_unchecked(S, x0, t, noise):
     "The body of `q_sample`, unchecked: the one copy of eq. (4), also the engine's (which validates once, at its entry points)."
     return S.coef('sqrt_alphas_cumprod', t, x0) * x0 + S.coef('sqrt_one_minus_alphas_cumprod', t, x0) * noise
 
@@ -85,7 +87,7 @@ def gaussian_log_prob(
     var:Tensor,   # variances (> 0), broadcastable to x
 )->Tensor:        # log N(x; mean, diag(var)) summed over non-batch dims, shape [B]
     "Log density of a diagonal Gaussian, summed over all dimensions but the first (batch) one."
-    _check_x(x, 'x')
+    check_batch(x, 'x')
     var = torch.as_tensor(var, dtype=x.dtype, device=x.device)
     if (var <= 0).any(): raise UsageError(f"var must be > 0 everywhere, got min {var.min().item():g}")
     lp = -0.5 * (torch.log(2 * math.pi * var) + (x - mean) ** 2 / var)
@@ -97,7 +99,7 @@ def q_log_prob_chain(
     xs:Tensor,    # the chain x_1..x_T stacked: xs[i] is the paper's x_{i+1}; shape [T, B, ...]
 )->Tensor:        # log q(x_{1:T} | x_0), shape [B]
     "log q(x_{1:T} | x_0) as the sum over t of log q(x_t | x_{t-1}) (the seed's step S5)."
-    _check_schedule(S); _check_x(x0, 'x0'); _check_x(xs, 'xs')
+    check_schedule(S); check_batch(x0, 'x0'); check_batch(xs, 'xs')
     if xs.shape != (S.T, *x0.shape):
         raise UsageError(f"xs must have shape [T, *x0.shape] = {(S.T, *x0.shape)}, got {tuple(xs.shape)}")
     lp, prev = x0.new_zeros(x0.shape[0]), x0
@@ -115,12 +117,13 @@ def q_posterior_mean_variance(
     t:Tensor,     # 0-based timesteps, long, shape [B]
 )->tuple:         # (mean, variance, log_variance_clipped), each shaped like x0
     "Mean μ̃_t, variance β̃_t and clipped log-variance of the posterior q(x_{t-1} | x_t, x_0)."
-    _check_schedule(S); _check_x(x0, 'x0'); _check_x(xt, 'xt'); _check_same_shape(x0, xt, 'x0', 'xt')
+    check_schedule(S); check_batch(x0, 'x0'); check_batch(xt, 'xt'); _check_same_shape(x0, xt, 'x0', 'xt')
     t = check_timesteps(t, S.T, xt.shape[0]).to(xt.device)
-    mean = _q_posterior_mean(S, x0, xt, t)
+    mean = q_posterior_mean_unchecked(S, x0, xt, t)
     var = extract(S.posterior_variance, t, xt).expand_as(xt)
     return mean, var, extract(S.posterior_log_variance_clipped, t, xt).expand_as(xt)
 
-def _q_posterior_mean(S, x0, xt, t):
+# %% ../nbs/01_forward.ipynb #a2ecdeb2
+def q_posterior_mean_unchecked(S, x0, xt, t):
     "μ̃_t(x_t, x_0) = c_1 x_0 + c_2 x_t, unchecked: the one copy of the posterior mean (eq. 7), also the engine's samplers'."
     return S.coef('posterior_mean_coef1', t, xt) * x0 + S.coef('posterior_mean_coef2', t, xt) * xt

@@ -62,7 +62,7 @@ class LearnedSchedule(nn.Module):
 
 # %% ../nbs/15_learned_schedule.ipynb #f7617275
 from fastcore.basics import patch
-from .diffusion import _randn
+from .devices import randn
 
 @patch
 def training_losses(self:LearnedSchedule,
@@ -74,7 +74,7 @@ def training_losses(self:LearnedSchedule,
     *, generator:torch.Generator|None=None,
 )->dict:                         # loss [B]; bound [B] (bits/dim, T·L_{t-1} + L_T); mse [B] with model_loss='simple'
     "The one-timestep bound estimate T·L_{t-1} + L_T per example (its gradient trains β), and the network's loss."
-    if noise is None: noise = _randn(x_start.shape, x_start.dtype, x_start.device, generator)
+    if noise is None: noise = randn(x_start.shape, generator, x_start.device, x_start.dtype)
     d = self.diffusion(loss_type='rescaled_kl')
     if self.model_loss == 'bound':
         bound = d.training_losses(model, x_start, t, model_kwargs, noise)['loss'] + d.prior_bpd(x_start)

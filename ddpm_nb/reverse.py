@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 from .schedules import Schedule
-from .forward import gaussian_log_prob, q_mean_variance, q_sample, q_posterior_mean_variance, _check_schedule, _check_x
+from .forward import gaussian_log_prob, q_mean_variance, q_sample, q_posterior_mean_variance, check_schedule, check_batch
 _all_ = ['gaussian_log_prob']
 from .errors import UsageError
 
@@ -36,7 +36,7 @@ def reverse_log_joint(
     xs:Tensor,    # the whole chain x_0..x_T stacked: xs[k] is the paper's x_k; shape [T+1, B, ...]
 )->Tensor:        # log p_θ(x_{0:T}), shape [B]
     "log p_θ(x_{0:T}) = log N(x_T; 0, I) + Σ_t log p_θ(x_{t-1} | x_t), the seed's step S6."
-    _check_x(xs, 'xs')
+    check_batch(xs, 'xs')
     if xs.ndim < 2 or xs.shape[0] < 2:
         raise UsageError(f"xs must have shape [T+1, B, ...] with T >= 1, got {tuple(xs.shape)}")
     T, B = xs.shape[0] - 1, xs.shape[1]
@@ -68,7 +68,7 @@ def vlb_terms(
     decoder_nll=None,       # L_0 as decoder_nll(x0, mean, variance) -> [B]; default: the continuous Gaussian's -log density
 )->dict:                    # prior [B] = L_T, vb [B, T] with vb[:, 0] = L_0 and vb[:, i] = L_i, total [B] = L
     "Single-sample estimates of the terms of L = L_T + Σ_{t>1} L_{t-1} + L_0 (nats), each x_t drawn independently from q(x_t|x_0)."
-    _check_schedule(S); _check_x(x0, 'x0')
+    check_schedule(S); check_batch(x0, 'x0')
     T, B = S.T, x0.shape[0]
     if noise is None: noise = torch.randn((T, *x0.shape), dtype=x0.dtype, device=x0.device)
     if tuple(noise.shape) != (T, *x0.shape):

@@ -10,7 +10,8 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 from fastcore.basics import patch
-from .data import to_model_range, random_flip, save_image_grid, default_flip
+from .data import to_model_range, random_flip, default_flip
+from .grid import save_image_grid
 from .sample import sample, SAMPLERS
 from .schedules import BETA_SCHEDULES
 from .diffusion import GaussianDiffusion, DIFFUSION_KEYS
@@ -373,7 +374,7 @@ def _truncate_jsonl(path:Path, step:int):
     "Keep the rows of `path` with row['step'] <= step (atomically)."
     if not path.exists(): return
     rows = [r for r in _read_jsonl(path) if isinstance(r, dict) and r.get('step', 0) <= step]
-    from ddpm_nb.data import atomic_file
+    from ddpm_nb.grid import atomic_file
     with atomic_file(path) as f: f.write(''.join(json.dumps(r) + '\n' for r in rows).encode())
 
 def make_config(cfg:TrainConfig, model:nn.Module, data_info:dict, machine:dict|None=None)->dict:

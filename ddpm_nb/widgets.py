@@ -12,7 +12,9 @@ import PIL.Image
 import ipywidgets as widgets
 from .schedules import Schedule, get_beta_schedule
 from .forward import q_sample
-from .data import image_grid
+from .grid import image_grid
+from .devices import randn
+from .sample import record_steps
 from .errors import UsageError
 
 # %% auto #0
@@ -41,7 +43,7 @@ def forward_view(
         raise TypeError(f"t must be an integer timestep index, got {t!r}")
     t = int(t)
     if not 0 <= t < S.T: raise UsageError(f"t must be a 0-based index in [0, {S.T}), got {t}")
-    if noise is None: noise = torch.randn(x0.shape, generator=generator, dtype=x0.dtype)
+    if noise is None: noise = randn(x0.shape, generator, x0.device, x0.dtype)
     if noise.shape != x0.shape:
         raise UsageError(f"noise must have the shape of x0 {tuple(x0.shape)}, got {tuple(noise.shape)}")
     xb, nb = (x0, noise) if x0.ndim == 4 else (x0[None], noise[None])
@@ -72,7 +74,7 @@ def forward_explorer(
     S = _schedule(betas)
     if not isinstance(x0, Tensor) or x0.ndim != 3 or x0.shape[0] not in (1, 3):
         raise UsageError(f"x0 must be one image [C, H, W] with C = 1 or 3, got shape {tuple(getattr(x0, 'shape', ()))}")
-    noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(seed), dtype=x0.dtype)
+    noise = randn(x0.shape, torch.Generator().manual_seed(seed), x0.device, x0.dtype)
     slider = widgets.IntSlider(value=t, min=0, max=S.T - 1, description='index', continuous_update=True,
                                layout=widgets.Layout(width='600px'))
     label, image = widgets.HTML(), widgets.Image(format='png')
@@ -100,19 +102,13 @@ def record_trajectory(
     if isinstance(every, bool) or not isinstance(every, int) or every < 1:
         raise UsageError(f"every must be a positive integer, got {every!r}")
     T = diffusion.num_timesteps
-    keep = set(range(T - 1, -1, -every)) | {0}
-    noise = torch.randn(tuple(shape), generator=generator,
-                        device=generator.device if generator is not None else (device or 'cpu'))
-    ts, xs, x0s = [], [], []
-    for out in diffusion.p_sample_loop_progressive(model, tuple(shape), noise=noise, clip_denoised=clip_denoised,
-                                                   generator=generator, device=device):
-        if out['t'] in keep:
-            ts.append(out['t']); xs.append(out['xt'].detach().cpu()); x0s.append(out['pred_xstart'].detach().cpu())
-    x_t = out['sample']
-    t = torch.tensor(ts, dtype=torch.long)
+    keep = set(range(0, T, every)) | {T - 1}                    # step k of the chain is at index T - 1 - k
+    r = record_steps(diffusion.p_sample_loop_progressive(model, tuple(shape), clip_denoised=clip_denoised,
+                                                         generator=generator, device=device), keep)
+    t = r['t']
     orig = torch.as_tensor(diffusion.use_timesteps, dtype=torch.long)[t] if hasattr(diffusion, 'use_timesteps') else t.clone()
-    return dict(t=t, orig_t=orig, abar=diffusion.alphas_cumprod[t].clone(), x_t=torch.stack(xs), pred_xstart=torch.stack(x0s),
-                x0=x_t.detach().cpu(), T=T)
+    return dict(t=t, orig_t=orig, abar=diffusion.alphas_cumprod[t].clone(), x_t=r['xt'], pred_xstart=r['xstart'],
+                x0=r['sample'], T=T)
 
 def trajectory_frame(
     traj:dict,     # from `record_trajectory`
