@@ -32,11 +32,14 @@ def to_model_range(
 def from_model_range(
     x:Tensor,  # images in [-1, 1], any float dtype and shape (uint8 passes through)
 )->Tensor:     # uint8, same shape and device
-    "Images in [-1, 1] as uint8: x ↦ round(127.5 (x + 1)), clamped to 0..255 (NaN ↦ 128)."
+    "Images in [-1, 1] as uint8: x ↦ round(127.5 (x + 1)), clamped to 0..255 (±inf saturate; NaN is an error)."
     if x.dtype == torch.uint8: return x
     if not x.is_floating_point():
         raise TypeError(f"from_model_range expects float images in [-1, 1], got dtype {x.dtype}")
-    x = torch.nan_to_num(x.float(), nan=0.0, posinf=1.0, neginf=-1.0)
+    if (n := int(torch.isnan(x).sum())):   # a diverged model's samples: an error, not a grey image
+        raise ValueError(f"{n} of the {x.numel()} image values are NaN: the images are not finite (a model whose samples "
+                         f"diverged?), so there is nothing to convert to 8 bits")
+    x = torch.nan_to_num(x.float(), posinf=1.0, neginf=-1.0)
     return ((x + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
 
 # %% ../nbs/06_data.ipynb #da82d75f

@@ -14,7 +14,7 @@ from .errors import UsageError
 
 # %% auto #0
 __all__ = ['frechet_distance', 'fid_from_features', 'kid_from_features', 'fid_kid', 'InceptionUnavailableError',
-           'inception_features', 'inception_fid']
+           'damaged_archives', 'inception_features', 'inception_fid']
 
 # %% ../nbs/12a_metrics.ipynb #0b63e948
 def _f64(a, name:str)->Tensor:
@@ -135,11 +135,25 @@ def _inception_net(lib:str, make, why:list):
         why.append(f"{lib}: {type(e).__name__}")
         return None
     except (RuntimeError, EOFError, pickle.UnpicklingError) as e:
-        if isinstance(e, RuntimeError) and 'PytorchStreamReader' not in str(e):
-            raise   # only torch.load's damaged-archive error
         hub = Path(torch.hub.get_dir()) / 'checkpoints'
+        if isinstance(e, RuntimeError) and not (bad := damaged_archives(hub)):
+            raise   # not a damaged weights file: a bug, with its traceback
+        what = f"{str(bad[0])!r}" if isinstance(e, RuntimeError) else f"the weights file in {str(hub)!r}"
         raise InceptionUnavailableError(f"{lib} could not read its Inception weights ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
-                                        f"a download was probably cut: delete the weights file in {str(hub)!r} to fetch it again") from e
+                                        f"a download was probably cut: delete {what} to fetch it again") from e
+
+def damaged_archives(folder)->list:
+    "The files of `folder` that are zip archives (torch.save's format) whose directory or members do not read back."
+    import zipfile
+    bad = []
+    for f in sorted(Path(folder).glob('*')) if Path(folder).is_dir() else []:
+        try:
+            with open(f, 'rb') as fh:
+                if fh.read(2) != b'PK': continue          # not a zip archive (an older torch.save format, or no weights)
+            with zipfile.ZipFile(f) as z:
+                if z.testzip() is not None: bad.append(f)
+        except (zipfile.BadZipFile, OSError, EOFError): bad.append(f)
+    return bad
 
 def _load_inception(device):
     "A function uint8 [N, 3, H, W] -> float [N, 2048] (Inception pool3), from torchmetrics or pytorch-fid."
