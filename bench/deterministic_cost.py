@@ -5,7 +5,8 @@
 import json, tempfile, statistics, sys, time
 from pathlib import Path
 import torch
-from ddpm_nb.train import TrainConfig, train
+from ddpm_nb.config import TrainConfig
+from ddpm_nb.train import train
 from ddpm_nb.data import load_images
 imgs = load_images('fashion_mnist', 'test')[0][:2048]
 for prec, det, bs in [(p, d, b) for b in (128, 32) for p in ('fp32', 'bf16') for d in (True, False)]:
