@@ -219,7 +219,7 @@ def bench_train(a, device, images, log):
            'loss_ours': l_ours, 'loss_diffusers': l_theirs}
     log(f"train: same weights, same batch: loss ddpm_nb {l_ours:.6f}, diffusers {l_theirs:.6f}")
 
-    from ddpm_nb.train import resolve_precision
+    from ddpm_nb.machine import resolve_precision
     auto_bf16 = resolve_precision('auto', device)[0] == 'bf16'
     for v in VARIANTS.values():
         if v['bf16'] is None: v['bf16'] = auto_bf16
@@ -270,7 +270,8 @@ def bench_train(a, device, images, log):
 
 def bench_train_e2e(a, device, images, precision, compile_, log):
     "`ddpm_nb.train.train()` itself (EMA, clipping, data order, flips, logging, a checkpoint): img/s from its metrics.jsonl."
-    from ddpm_nb.train import TrainConfig, train
+    from ddpm_nb.config import TrainConfig
+    from ddpm_nb.train import train
     n = a.e2e_steps
     with tempfile.TemporaryDirectory() as d:
         cfg = TrainConfig(preset=a.preset, steps=n + 2, batch_size=a.batch, out=str(Path(d) / 'run'), log_every=1,

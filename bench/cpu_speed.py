@@ -18,7 +18,8 @@ SHAPES = {}                          # speed_key: (batch_size, model overrides),
 for v in VARIANTS.values(): SHAPES.setdefault(speed_key(v), variant_shape(v))
 
 def measure(batch, model, precision, seconds, images):
-    from ddpm_nb.train import TrainConfig, train
+    from ddpm_nb.config import TrainConfig
+    from ddpm_nb.train import train
     out = Path(tempfile.mkdtemp()) / 'run'
     cfg = TrainConfig.from_recipe('fast', batch_size=batch, model=model, minutes=seconds / 60, out=str(out),
                                   log_every=5, save_every=10**6, precision=precision, device='cpu', sample_n=1, sample_steps=1)

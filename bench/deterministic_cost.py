@@ -5,7 +5,8 @@
 import json, tempfile, statistics, sys, time
 from pathlib import Path
 import torch
-from ddpm_nb.train import TrainConfig, train
+from ddpm_nb.config import TrainConfig
+from ddpm_nb.train import train
 from ddpm_nb.data import load_images
 
 def main():

@@ -8,7 +8,7 @@ gradient clipping at 1, random horizontal flips, batch 128, and `EMAModel` with 
 max decay 0.9999).
 
 `--recipe fast` is the comparison on equal terms: diffusers' network, scheduler and EMA trained with ddpm_nb's own
-`fast` recipe (`ddpm_nb.train.RECIPES['fast']` on `TrainConfig`'s defaults). `UNet2DModel` of the fast recipe's network
+`fast` recipe (`ddpm_nb.config.RECIPES['fast']` on `TrainConfig`'s defaults). `UNet2DModel` of the fast recipe's network
 (the preset with 24 channels, no attention, 8 groups, dropout 0; the same initial weights), `DDPMScheduler` (linear β
 1e-4..0.02, T = 1000, ε-prediction), `F.mse_loss` on ε, Adam (not AdamW: lr 1e-3, β = (0.9, 0.999), ε 1e-8, no weight
 decay, fused as ddpm_nb's trainer runs it), ddpm_nb's `lr_at` (linear warm-up over 100 steps, then cosine to zero over the
@@ -41,7 +41,7 @@ VARIANCE = {'fixed_small': 'fixedsmall', 'fixed_large': 'fixedlarge'}
 def recipe_defaults(recipe:str)->dict:
     "What `recipe` sets where the command line does not: batch, peak lr, warm-up steps, precision."
     if recipe == 'diffusers': return dict(batch_size=128, lr=2e-4, warmup=500, precision='fp32')
-    from ddpm_nb.train import TrainConfig
+    from ddpm_nb.config import TrainConfig
     c = TrainConfig.from_recipe('fast')
     return dict(batch_size=c.batch_size, lr=c.lr, warmup=c.warmup_steps, precision=c.precision)
 
@@ -81,7 +81,8 @@ def main(argv=None):
     from ddpm_nb.checkpoint import CKPT_FORMATS, save_checkpoint, latest_checkpoint
     from ddpm_nb.diffusion import GaussianDiffusion
     from ddpm_nb.machine import resolve_precision
-    from ddpm_nb.train import RECIPES, TrainConfig, DataOrder, lr_at
+    from ddpm_nb.config import RECIPES, TrainConfig, lr_at
+    from ddpm_nb.train import DataOrder
 
     fast = a.recipe == 'fast'
     if a.threads: torch.set_num_threads(a.threads)
@@ -137,7 +138,7 @@ def main(argv=None):
     var = VARIANCE.get(sched.config.variance_type)
     if var is None: raise SystemExit(f"DDPMScheduler's variance_type {sched.config.variance_type!r} has no ddpm_nb model_var_type")
     hyper = (dict(optimizer='Adam (fused)', lr=a.lr, betas=list(tc.adam_betas), eps=tc.adam_eps, weight_decay=tc.weight_decay,
-                  lr_schedule="ddpm_nb.train.lr_at: linear warm-up, cosine to 0", grad_clip=clip, data_order='epochs (DataOrder)',
+                  lr_schedule="ddpm_nb.config.lr_at: linear warm-up, cosine to 0", grad_clip=clip, data_order='epochs (DataOrder)',
                   random_flip=flips, ema="diffusers EMAModel(use_ema_warmup=True, inv_gamma=1, power=2/3, decay=0.9999)")
              if fast else
              dict(optimizer='AdamW', lr=a.lr, betas=[0.95, 0.999], eps=1e-8, weight_decay=1e-6,

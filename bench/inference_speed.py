@@ -12,7 +12,7 @@ import torch
 
 def shapes():
     "The two networks a user samples here: the shipped preset and the main job's (the fast recipe's)."
-    from ddpm_nb.train import RECIPES
+    from ddpm_nb.config import RECIPES
     return {'fashion_mnist': {}, 'main job (fast recipe)': dict(RECIPES['fast']['model'])}
 
 

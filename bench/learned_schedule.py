@@ -20,7 +20,7 @@ VARIANTS = {'linear': ('linear', False), 'cosine': ('cosine', False), 'learned':
 THETA_LR = {'learned-theta-lr30': 30.0}   # θ's peak learning rate as a multiple of the network's (default 1)
 
 def run_one(name, X, test, ref, a):
-    from ddpm_nb.train import TrainConfig, build_model
+    from ddpm_nb.config import TrainConfig, build_model
     from ddpm_nb.schedules import get_beta_schedule
     from ddpm_nb.learned_schedule import LearnedSchedule
     from ddpm_nb.toy import train_toy

@@ -16,7 +16,7 @@ import argparse, json, os, subprocess, sys, time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from ddpm_nb.train import RECIPES
+from ddpm_nb.config import RECIPES
 
 BASE = {k: v for k, v in RECIPES['fast'].items() if k not in ('steps', 'sampler', 'sample_steps')}
 VARIANTS = {   # name: TrainConfig fields on top of BASE
@@ -51,7 +51,8 @@ def budget(v:dict, a)->int:
     return int(sp[speed_key(v)] * 60 * a.minutes)
 
 def run_one(name, a):
-    from ddpm_nb.train import TrainConfig, train
+    from ddpm_nb.config import TrainConfig
+    from ddpm_nb.train import train
     from ddpm_nb.evaluate import score_checkpoint
     from ddpm_nb.checkpoint import list_checkpoints
     v = VARIANTS[name]

@@ -53,7 +53,7 @@ def diffusers_step(model, sched, bf16:bool, cl:bool, compile_:bool=False):
 
 def pairings(quick:bool):
     "(name, UNet.from_preset arguments, batch) of each pairing."
-    from ddpm_nb.train import RECIPES
+    from ddpm_nb.config import RECIPES
     if quick: return [('tiny', dict(name='tiny'), 8)]
     return [('fashion_mnist preset', dict(name='fashion_mnist'), 128),
             ("fast recipe's network (main job)", dict(name='fashion_mnist', **RECIPES['fast']['model']), 32)]

@@ -11,7 +11,9 @@ from fastcore.script import Param
 from fastcore.docments import docments
 from .checkpoint import CheckpointError, build_diffusion, load_model, load_checkpoint, latest_checkpoint
 from .sample import sample, SAMPLERS
-from .train import TrainConfig, train, merge_resume, pick_device, NonFiniteLossError, is_run_dir, check_run_dir
+from .config import RECIPES, TrainConfig, check_preset, check_recipe, merge_resume
+from .train import train, NonFiniteLossError
+from .machine import pick_device, is_run_dir, check_run_dir
 from .schedules import BETA_SCHEDULES
 from .evaluate import bpd_stratified, score_run, plot_quality
 from .errors import UsageError
@@ -138,16 +140,12 @@ def train_main(
     json:bool=False,        # end with one JSON summary line
 )->dict:
     "Train a DDPM; checkpoints, metrics.jsonl and samples.png go to --out."
-    from ddpm_nb.unet import PRESETS
     given = {k: v for k, v in dict(steps=steps, minutes=minutes, batch_size=batch_size, lr=lr, seed=seed, save_every=save_every, keep=keep,
              sample_every=sample_every, sample_steps=sample_steps, sample_n=sample_n, max_images=max_images, image_size=image_size, device=device, precision=precision,
              dataset=dataset, preset=preset, lr_schedule=lr_schedule, init=init, snr_gamma=snr_gamma).items() if v is not None}
     if compile: given['compile'] = True
-    if preset is not None and preset not in PRESETS:
-        raise UsageError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
-    from ddpm_nb.train import RECIPES
-    if recipe is not None and recipe not in RECIPES:
-        raise UsageError(f"unknown recipe {recipe!r}; choose one of {', '.join(RECIPES)}")
+    if preset is not None: check_preset(preset)         # the rules TrainConfig applies, before the defaults below read them
+    if recipe is not None: check_recipe(recipe)
     if out is not None and not str(out).strip():
         raise UsageError("--out is empty; give a run directory (default: runs/<preset>)")
     run = Path(out if out is not None else f"runs/{preset or 'fashion_mnist'}").expanduser()
@@ -184,7 +182,6 @@ def train_main(
         if steps is None and minutes is None:
             given['minutes'] = DEFAULT_MINUTES    # the default run: ~15 minutes whatever the machine
         rec = recipe or ('paper' if p in PAPER_RECIPE_PRESETS else 'fast')
-        from ddpm_nb.train import RECIPES
         grid_steps = RECIPES[rec].get('sample_steps', TrainConfig.sample_steps)
         if 'sample_steps' not in given and grid_steps and given.get('T', TrainConfig.T) < grid_steps:
             given['sample_steps'] = given['T']            # the grids of a model with few steps (a warm start's) use all of them
