@@ -122,6 +122,7 @@ def train_main(
     lr:float=None,          # Adam peak learning rate (default: the recipe's, 1e-3 fast / 2e-4 paper)
     lr_schedule:str=None,   # after warm-up: constant or cosine (to zero at the end of --steps or --minutes); default constant
     snr_gamma:float=None,   # min-SNR-γ loss weighting (e.g. 5); default off (L_simple)
+    schedule_sampler:str=None, # how t is drawn: uniform (Algorithm 1) or loss-second-moment (importance sampling, for a model trained on the bound: an --init with the kl or hybrid loss); default uniform
     init:str=None,          # start from these weights (a checkpoint, run dir or shipped name) with a fresh optimizer: their network and diffusion, trained further
     out:str=None,           # run directory, new or empty or a run of its own; ~ is your home (default: runs/<preset>)
     seed:int=None,          # random seed (default 0)
@@ -142,7 +143,8 @@ def train_main(
     "Train a DDPM; checkpoints, metrics.jsonl and samples.png go to --out."
     given = {k: v for k, v in dict(steps=steps, minutes=minutes, batch_size=batch_size, lr=lr, seed=seed, save_every=save_every, keep=keep,
              sample_every=sample_every, sample_steps=sample_steps, sample_n=sample_n, max_images=max_images, image_size=image_size, device=device, precision=precision,
-             dataset=dataset, preset=preset, lr_schedule=lr_schedule, init=init, snr_gamma=snr_gamma).items() if v is not None}
+             dataset=dataset, preset=preset, lr_schedule=lr_schedule, init=init, snr_gamma=snr_gamma,
+             schedule_sampler=schedule_sampler).items() if v is not None}
     if compile: given['compile'] = True
     if preset is not None: check_preset(preset)         # the rules TrainConfig applies, before the defaults below read them
     if recipe is not None: check_recipe(recipe)

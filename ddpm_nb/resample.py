@@ -9,13 +9,16 @@ from torch import Tensor
 from .errors import UsageError
 
 # %% auto #0
-__all__ = ['ScheduleSampler', 'UniformSampler', 'LossAwareSampler', 'LossSecondMomentResampler', 'create_named_schedule_sampler']
+__all__ = ['SCHEDULE_SAMPLERS', 'ScheduleSampler', 'UniformSampler', 'LossAwareSampler', 'LossSecondMomentResampler',
+           'create_named_schedule_sampler']
 
 # %% ../nbs/04d_resample.ipynb #8852110a
 class ScheduleSampler:
     "Base class: a distribution over timesteps (`weights`, unnormalized, float64 [T]) to sample from."
     def __init__(self, diffusion): self.num_timesteps = diffusion.num_timesteps
     def weights(self)->Tensor: raise NotImplementedError
+    def state_dict(self)->dict: return {}             # what a checkpoint keeps of the sampler (nothing, unless it learns)
+    def load_state_dict(self, d:dict): pass
     def sample(self,
         batch_size:int,                      # number of timesteps to draw
         device=None,                         # where to put them
@@ -31,8 +34,13 @@ class ScheduleSampler:
         return t.to(dev), weights.float().to(dev)
 
 class UniformSampler(ScheduleSampler):
-    "Uniform timesteps, all weights 1."
+    "Uniform timesteps, all weights 1: `torch.randint`'s draws, the ones Algorithm 1 makes."
     def weights(self): return torch.ones(self.num_timesteps, dtype=torch.float64)
+    def sample(self, batch_size:int, device=None, generator:torch.Generator|None=None)->tuple:
+        gdev = generator.device if generator is not None else torch.device('cpu')
+        t = torch.randint(0, self.num_timesteps, (batch_size,), generator=generator, device=gdev)
+        dev = torch.device(device) if device is not None else gdev
+        return t.to(dev), torch.ones(batch_size, device=dev)
 
 # %% ../nbs/04d_resample.ipynb #66341caa
 class LossAwareSampler(ScheduleSampler):
@@ -58,6 +66,12 @@ class LossSecondMomentResampler(LossAwareSampler):
         self.history_per_term, self.uniform_prob = history_per_term, uniform_prob
         self._loss_history = torch.zeros(self.num_timesteps, history_per_term, dtype=torch.float64)
         self._loss_counts = torch.zeros(self.num_timesteps, dtype=torch.long)
+    def state_dict(self)->dict: return {'loss_history': self._loss_history.clone(), 'loss_counts': self._loss_counts.clone()}
+    def load_state_dict(self, d:dict):
+        h, n = d['loss_history'], d['loss_counts']
+        if tuple(h.shape) != tuple(self._loss_history.shape) or tuple(n.shape) != tuple(self._loss_counts.shape):
+            raise ValueError(f"a loss history of shape {tuple(h.shape)} for {self.num_timesteps} timesteps x {self.history_per_term}")
+        self._loss_history, self._loss_counts = h.to(torch.float64).clone(), n.to(torch.long).clone()
     def warmed_up(self)->bool: return bool((self._loss_counts == self.history_per_term).all())
     def weights(self):
         if not self.warmed_up(): return torch.ones(self.num_timesteps, dtype=torch.float64)
@@ -75,8 +89,10 @@ class LossSecondMomentResampler(LossAwareSampler):
                 self._loss_history[t, self._loss_counts[t]] = loss; self._loss_counts[t] += 1
 
 # %% ../nbs/04d_resample.ipynb #3f415fb2
+SCHEDULE_SAMPLERS = ('uniform', 'loss-second-moment')   # the names `create_named_schedule_sampler` knows
+
 def create_named_schedule_sampler(
-    name:str,   # 'uniform' or 'loss-second-moment'
+    name:str,   # one of `SCHEDULE_SAMPLERS`: 'uniform' or 'loss-second-moment'
     diffusion,  # the GaussianDiffusion whose timesteps to sample
 )->ScheduleSampler:
     "The timestep sampler called `name`."

@@ -15,6 +15,7 @@ from .sample import sample
 from .diffusion import DIFFUSION_KEYS
 from .checkpoint import CheckpointError, build_diffusion, latest_checkpoint, load_checkpoint, load_model, save_checkpoint
 from .machine import AUTOCAST_DTYPES, RUN_MARKER, RunLock, check_run_dir, cpu_flags, dist_info, pick_device, resolve_precision
+from .resample import LossAwareSampler, create_named_schedule_sampler
 from .config import TrainConfig, build_model, check_size_fits, diffusion_config, lr_at, make_config, merge_resume
 from .ema import EMA
 from .errors import UsageError
@@ -197,7 +198,7 @@ class Trainer:
         self.data_info = {'name': cfg.dataset, 'split': cfg.split, 'n': N, 'shape': [C, H, W]}
 
     def _build(self, fresh:bool):
-        "The network (the same initial weights on every rank), the diffusion, a warm start, the EMA, the random streams, the optimizer."
+        "The network (the same initial weights on every rank), the diffusion and its timestep sampler, a warm start, the EMA, the random streams, the optimizer."
         cfg, device, (C, H, W) = self.cfg, self.device, self.data_info['shape']
         torch.manual_seed(cfg.seed)                                # the initial weights: the same on every rank
         model = self.model = build_model(cfg, in_ch=C, resolution=H)
@@ -205,6 +206,7 @@ class Trainer:
             raise UsageError(f"preset {cfg.preset!r} expects "
                              f"{model.config.get('in_ch')}x{model.config.get('resolution')}px images, the data are {C}x{H}x{W}")
         self.diffusion = build_diffusion(diffusion_config(cfg))
+        self.schedule_sampler = create_named_schedule_sampler(cfg.schedule_sampler, self.diffusion)
         if cfg.init is not None and fresh: _warm_start(model, cfg.init, diffusion_config(cfg))
         self.ema = EMA(model, cfg.ema_decay, cfg.ema_warmup, cfg.ema_power)
         self.gen = torch.Generator().manual_seed(cfg.seed + 1)    # t, ε and flips, shared by all ranks
@@ -224,7 +226,7 @@ class Trainer:
         self.net_call = torch.compile(self.net) if self.cfg.compile else self.net
 
     def _restore(self, ck):
-        "Weights, EMA, optimizer, scaler, data position and random states from a checkpoint (a damaged one: a CheckpointError naming it)."
+        "Weights, EMA, optimizer, scaler, data position, timestep sampler and random states from a checkpoint (a damaged one: a CheckpointError naming it)."
         try: self._restore_state(ck)
         except (KeyError, TypeError, ValueError, IndexError, RuntimeError) as e:
             if isinstance(e, UsageError): raise
@@ -238,6 +240,7 @@ class Trainer:
         self.opt.load_state_dict(st['optimizer']); self.ema.load_state_dict(st['ema'])
         if st.get('scaler'): self.scaler.load_state_dict(st['scaler'])
         self.order.load_state_dict(st['data']); self.step = int(st['step'])
+        self.schedule_sampler.load_state_dict(st.get('schedule_sampler', {}))    # checkpoints from before the samplers: uniform
         self.elapsed0, self.last_loss = float(st['metrics'].get('elapsed', 0.0)), st['metrics'].get('last_loss')
         rngs = st['rng']
         if len(rngs) == self.world: set_rng_state(rngs[self.rank], self.gen)
@@ -256,24 +259,27 @@ class Trainer:
 # %% ../nbs/07_train.ipynb #527445c7
 @patch
 def next_batch(self:Trainer)->tuple:
-    "This rank's slice of the next global batch: x_0 in [-1, 1] (flipped), t and ε, all drawn from the shared generator."
+    "This rank's slice of the next global batch: x_0 in [-1, 1] (flipped), t and its importance weights, ε; all drawn from the shared generator."
     idx = self.order.next()
     x = to_model_range(self.images[idx])
     if self.cfg.random_flip: x = random_flip(x, self.gen)
-    t = torch.randint(0, self.diffusion.num_timesteps, (self.cfg.batch_size,), generator=self.gen)
+    t, weights = self.schedule_sampler.sample(self.cfg.batch_size, generator=self.gen)
     noise = torch.randn(x.shape, generator=self.gen)
-    return tuple(v[self.sl].to(self.device, non_blocking=True) for v in (x, t, noise))
+    return tuple(v[self.sl].to(self.device, non_blocking=True) for v in (x, t, noise, weights))
 
 @patch
 def forward_backward(self:Trainer,
     x:Tensor,        # x_0 in [-1, 1], [B, C, H, W] (this rank's slice)
     t:Tensor,        # 0-based timesteps, long [B]
     noise:Tensor,    # ε, like x
+    weights:Tensor,  # importance weights 1/(T p_t) of the timesteps, float [B] (all 1 for uniform t)
 )->Tensor:           # the loss, detached, averaged over ranks: a scalar
-    "The mean loss of the batch under autocast, backpropagated."
+    "The weighted mean loss of the batch under autocast, backpropagated; a loss-aware timestep sampler is told each example's loss."
     self.net.train()
     with torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None):
-        loss = self.diffusion.training_losses(self.net_call, x, t, noise=noise, snr_gamma=self.cfg.snr_gamma)['loss'].float().mean()
+        losses = self.diffusion.training_losses(self.net_call, x, t, noise=noise, snr_gamma=self.cfg.snr_gamma)['loss'].float()
+        if isinstance(self.schedule_sampler, LossAwareSampler): self.schedule_sampler.update_with_local_losses(t, losses.detach())
+        loss = (losses * weights).mean()
     self.opt.zero_grad(set_to_none=True)
     self.scaler.scale(loss).backward()
     lval = loss.detach()
@@ -329,7 +335,7 @@ def save(self:Trainer)->Path|None:
     if self.rank != 0: return None
     elapsed = self.elapsed0 + time.time() - self.wall_start
     state = {'step': self.step, 'optimizer': self.opt.state_dict(), 'scaler': self.scaler.state_dict() if self.scaler.is_enabled() else {},
-             'ema': self.ema.state_dict(), 'data': self.order.state_dict(), 'rng': rngs,
+             'ema': self.ema.state_dict(), 'data': self.order.state_dict(), 'schedule_sampler': self.schedule_sampler.state_dict(), 'rng': rngs,
              'metrics': {'elapsed': elapsed, 'last_loss': self.last_loss}}
     return save_checkpoint(self.out, self.step, dict(self.config, elapsed=elapsed), self.model.state_dict(), self.ema.model.state_dict(), state,
                            keep=self.cfg.keep)
@@ -364,7 +370,8 @@ def describe(self:Trainer)->str:
     budget = (f"{cfg.minutes:g} min or {left} more steps, whichever ends first" if cfg.minutes is not None else f"{left} more steps") \
              + (f" (from step {self.step})" if self.step else '')
     return (f"train: recipe {cfg.recipe}; {net}, {n_par / 1e6:.2f}M parameters; {cfg.precision} ({m['machine'].get('precision_why')}) on "
-            f"{self.device}; data {d['name']} ({d['split']}, {d['n']} images {'x'.join(map(str, d['shape']))}); batch {cfg.batch_size}; "
+            f"{self.device}; data {d['name']} ({d['split']}, {d['n']} images {'x'.join(map(str, d['shape']))}); batch {cfg.batch_size}"
+            f"{'' if cfg.schedule_sampler == 'uniform' else f', timesteps {cfg.schedule_sampler}'}; "
             f"out {self.out}; budget {budget}")
 
 @patch
