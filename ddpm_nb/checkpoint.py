@@ -115,7 +115,7 @@ def load_checkpoint(
     if missing: raise CheckpointError(f"checkpoint {str(p)!r} is incomplete: missing {', '.join(missing)}")
     out = {'path': p, 'model': None, 'ema': None, 'state': None}
     try: out['config'] = json.loads((p / 'config.json').read_text())
-    except (ValueError, UnicodeDecodeError) as e:
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:      # RecursionError: arrays nested too deep to decode
         raise CheckpointError(f"checkpoint {str(p)!r}: config.json is not valid JSON ({e})") from None
     if not isinstance(out['config'], dict) or 'model' not in out['config'] or 'diffusion' not in out['config']:
         raise CheckpointError(f"checkpoint {str(p)!r}: config.json lacks the 'model' and 'diffusion' sections")
@@ -192,9 +192,11 @@ def load_model(
     device='cpu',          # where to put the model
 )->tuple:                  # (model in eval mode, GaussianDiffusion, config dict)
     "The trained network, its diffusion and its config from a checkpoint or a shipped name."
-    p = Path(os.fspath(ckpt)).expanduser()
+    name = str(os.fspath(ckpt))
+    if not name.strip(): raise FileNotFoundError("no checkpoint given (an empty path): give a checkpoint dir, a run dir or a shipped model name")
+    try: p = Path(name).expanduser()
+    except RuntimeError as e: raise FileNotFoundError(f"no checkpoint {name!r}: its '~' names no home directory here ({e})") from None
     if not p.exists():
-        name = str(ckpt)
         if name in ('', '.', '..') or '/' in name or '\\' in name:     # a shipped name is a plain name; paths are paths
             raise FileNotFoundError(f"no checkpoint {name!r}: no such path (a shipped model name is a plain name such as "
                                     f"{(shipped_weights() or ['fashion_mnist'])[0]!r})")

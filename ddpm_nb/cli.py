@@ -45,7 +45,9 @@ def _parser(func, prog:str):
         param = Param(v.docment, v.anno)
         param.set_default(v.default)                          # a bool that defaults to True becomes --no-<name>
         name = ('no-' if param.negated else '') + k.replace('_', '-')
-        p.add_argument(f'--{name}', **{**param.kwargs, 'dest': k})
+        kw = {**param.kwargs, 'dest': k}
+        if kw.get('action') in ('store_true', 'store_false'): kw['help'] = v.docment   # a flag: not '--no-ema ... (default: True)'
+        p.add_argument(f'--{name}', **kw)
     return p
 
 def _json_safe(v):
@@ -58,11 +60,11 @@ def _json_safe(v):
 def _check_args(ckpt, n, batch_size, seed, sampler=None, n_min=1, what='a checkpoint dir, a run dir, or a '
                                                                        'shipped model name'):
     "The checks the sampling and evaluation commands share, made before any model is loaded."
-    if ckpt is None: raise UsageError(f"--ckpt is required: {what}")
+    if ckpt is None or not str(ckpt).strip(): raise UsageError(f"--ckpt is {'required' if ckpt is None else 'empty'}: {what}")
     if n < n_min:
         raise UsageError(f"--n must be at least {n_min}{' (FID needs a covariance)' if n_min > 1 else ''}, got {n}")
     if sampler is not None and sampler not in SAMPLERS:
-        raise UsageError(f"--sampler must be 'ancestral' or 'ddim', got {sampler!r}")
+        raise UsageError(f"--sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
     if batch_size < 1: raise UsageError(f"--batch-size must be at least 1, got {batch_size}")
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
         raise UsageError(f"--seed must be an integer in [0, 2**63), got {seed!r}")
@@ -85,6 +87,10 @@ def run_cli(
         if debug: raise
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         print(f'{prog}: error: {msg}', file=sys.stderr); return 1
+    except RuntimeError as e:                                # Path.expanduser on '~name/...' where there is no such user
+        if debug or 'home directory' not in str(e): raise
+        print(f"{prog}: error: a path starting with '~' names a home directory this machine does not know ({e}); write the path out",
+              file=sys.stderr); return 1
     except OSError as e:
         if e.errno != errno.ENOSPC or debug: raise
         print(f'{prog}: error: {e.strerror}', file=sys.stderr); return 1
@@ -224,20 +230,31 @@ def _output_path(out, suffixes:tuple, what:str, force:bool=False, companion:str|
             raise UsageError(f"{what}: {str(q)!r} is not a regular file; choose another name")
     return p
 
-def _check_sample_size(n:int, shape:tuple, out:Path):
-    "Refuse, before any sampling, `n` samples whose uint8 array (held in memory, and written whole to an .npz) would not fit."
+# memory at the peak, in units of the samples' uint8 array: its batches and their concatenation; a PNG grid adds its padded
+# tiles, their layout and the encoder's copy
+_PEAK_FACTOR = {'.npz': 2, '.png': 6}
+
+def _check_sample_size(n:int, shape:tuple, out:Path)->int:
+    "Refuse, before any sampling, `n` samples whose uint8 array (held in memory, and written whole to the output) would not fit; the array's bytes."
+    from ddpm_nb.sample import _available_memory
     need = n * math.prod(shape)                               # bytes: N·C·H·W uint8
-    try: free_mem = os.sysconf('SC_AVPHYS_PAGES') * os.sysconf('SC_PAGE_SIZE')
-    except (ValueError, OSError, AttributeError): free_mem = None
+    peak, free_mem = need * _PEAK_FACTOR[out.suffix.lower()], _available_memory()
     import shutil
     free_disk = shutil.disk_usage(out.parent if str(out.parent) else '.').free
-    gb = lambda b: f"{b / 1e9:.3g} GB"
-    if free_mem is not None and need > free_mem // 2:
-        raise UsageError(f"--n {n} needs {gb(need)} of memory for the samples ({'x'.join(map(str, shape))} bytes each), and "
-                         f"{gb(free_mem)} is free: use --n {max(1, free_mem // 2 // math.prod(shape))} or less per call (vary --seed)")
+    gb = _bytes
+    if free_mem is not None and peak > free_mem:
+        raise UsageError(f"--n {n:,} needs {gb(need)} of memory for the samples ({'x'.join(map(str, shape))} bytes each; about {gb(peak)} at the "
+                         f"peak for {out.suffix.lower()}), and {gb(free_mem)} is available: use --n {max(1, n * free_mem // peak):,} or less per call (vary --seed)")
     if out.suffix.lower() == '.npz' and need > free_disk:
-        raise UsageError(f"--n {n} needs {gb(need)} on disk for {out.name}, and {gb(free_disk)} is free there: lower --n, or "
+        raise UsageError(f"--n {n:,} needs {gb(need)} on disk for {out.name}, and {gb(free_disk)} is free there: lower --n, or "
                          f"write elsewhere")
+    return need
+
+def _bytes(b:float)->str:
+    return next(f"{b / 10 ** e:.3g} {u}" for e, u in ((12, 'TB'), (9, 'GB'), (6, 'MB'), (3, 'kB'), (0, 'bytes')) if b >= 10 ** e or u == 'bytes')
+
+def _duration(s:float)->str:
+    return f"{s:.0f} s" if s < 90 else f"{s / 60:.0f} min" if s < 5400 else f"{s / 3600:.1f} h"
 
 def sample_main(
     ckpt:str=None,          # checkpoint dir, run dir, or shipped model name (required)
@@ -262,25 +279,35 @@ def sample_main(
     model, diffusion, cfg = load_model(ckpt, ema=ema, device=dev)
     m = cfg['model']['config']
     shape = (m['in_ch'], m['resolution'], m['resolution'])
-    _check_sample_size(n, shape, out)
-    if steps is None: steps = SAMPLER_CALLS[sampler]
+    if out.suffix.lower() == '.png' and shape[0] not in (1, 3):
+        raise UsageError(f"the model makes {shape[0]}-channel images, and a PNG holds 1 (grayscale) or 3 (RGB): write them with --out "
+                         f"{out.with_suffix('.npz')}")
+    nbytes = _check_sample_size(n, shape, out)
+    if steps is None: steps = min(SAMPLER_CALLS[sampler], diffusion.num_timesteps)   # a model of few steps: all of them
     t0 = time.time()
     from ddpm_nb.data import from_model_range
     from ddpm_nb.grid import save_image_grid
-    try:                                                      # per batch to uint8: memory bounded by uint8 samples
+    def to_u8(x):                                             # per batch to uint8: memory bounded by uint8 samples
+        if n > batch_size and not hasattr(to_u8, 'rate'):    # after the first of several batches: how long all will take
+            to_u8.rate = x.shape[0] / max(time.time() - t0, 1e-9)
+            print(f"ddpm_nb_sample: {n:,} images of {'x'.join(map(str, shape))} ({_bytes(nbytes)} as uint8, held in memory and written at "
+                  f"the end): about {_duration(n / to_u8.rate)} at {to_u8.rate:.0f} images/s (timed on the first batch)", file=sys.stderr, flush=True)
+        return from_model_range(x)
+    try:
         u8 = sample(model, diffusion, n, sampler, steps, generator=torch.Generator().manual_seed(seed), shape=shape, batch_size=batch_size,
-                    device=dev, progress=progress, on_batch=from_model_range, variance=variance, precision=precision, plan=(plan := {}))
+                    device=dev, progress=progress, on_batch=to_u8, variance=variance, precision=precision, plan=(plan := {}))
     except FloatingPointError as e:                           # the sampler names the step where the samples stopped being finite
         raise UsageError(f"{e}: the weights in {ckpt} are broken") from None
     if out.suffix.lower() == '.npz':
         import numpy as np
         from ddpm_nb.grid import atomic_file
         with atomic_file(out) as f: np.savez(f, arr_0=u8.permute(0, 2, 3, 1).numpy())
-        grid = save_image_grid(u8[:64], out.with_suffix('.png'))
+        grid = save_image_grid(u8[:64], out.with_suffix('.png')) if shape[0] in (1, 3) else None   # an image holds 1 or 3 channels
     else: grid = save_image_grid(u8, out)
     how = f"{sampler}, {steps} steps" + (f", σ²={plan['variance']}" if plan['variance'] else '') + f", {plan['precision']}"
-    return {'out': str(out), 'grid': str(grid), 'n': n, 'sampler': sampler, 'steps': steps, 'seconds': round(time.time() - t0, 2), 'plan': plan,
-            'message': f"wrote {n} samples ({how}) to {out}" + (f", and a grid of the first {min(n, 64)} to {grid}" if grid != out else '')}
+    return {'out': str(out), 'grid': grid and str(grid), 'n': n, 'sampler': sampler, 'steps': steps, 'seconds': round(time.time() - t0, 2), 'plan': plan,
+            'message': f"wrote {n} samples ({how}) to {out}" + (f", and a grid of the first {min(n, 64)} to {grid}" if grid not in (out, None) else
+                                                                 f" (no grid: {shape[0]}-channel images)" if grid is None else '')}
 
 def ddpm_nb_sample(argv:list|None=None)->int:
     "Console script `ddpm_nb_sample`."
@@ -306,6 +333,8 @@ def bpd_main(
     if estimator not in ('full', 'stratified'):
         raise UsageError(f"--estimator must be 'full' or 'stratified', got {estimator!r}")
     if k < 1: raise UsageError(f"--k must be at least 1, got {k}")
+    if dataset is not None and not str(dataset).strip():
+        raise UsageError("--dataset is empty; give a dataset name or path, or leave it out for the model's own")
     from ddpm_nb.data import load_images, to_model_range
     from tqdm.auto import tqdm
     dev = pick_device(device)
@@ -313,6 +342,7 @@ def bpd_main(
     name = dataset or (cfg.get('dataset') or {}).get('name')
     if not name: raise UsageError("the checkpoint does not record its dataset; pass --dataset")
     u8, _ = load_images(name, split=split)
+    if Path(name).expanduser().is_file(): split = None                 # one file of images: it has no splits
     m = cfg['model']['config']
     if tuple(u8.shape[1:]) != (m['in_ch'], m['resolution'], m['resolution']):
         raise UsageError(f"dataset {name!r} has images of shape {tuple(u8.shape[1:])}, the model expects "
@@ -329,7 +359,7 @@ def bpd_main(
     v = torch.cat(vals)
     bpd, se = v.mean().item(), (v.std().item() / n ** 0.5 if n > 1 else None)   # one image has no standard error
     return {'bpd': bpd, 'bpd_se': se, 'n': n, 'estimator': estimator, 'k': k if estimator == 'stratified' else None, 'dataset': name, 'split': split,
-            'message': f"{bpd:.4f}{f' ± {se:.4f}' if se is not None else ' (no standard error from one image: --n 2 or more)'} bits/dim ({estimator}{f', K={k}' if estimator == 'stratified' else ''}) on {n} images of {name}/{split}"}
+            'message': f"{bpd:.4f}{f' ± {se:.4f}' if se is not None else ' (no standard error from one image: --n 2 or more)'} bits/dim ({estimator}{f', K={k}' if estimator == 'stratified' else ''}) on {n} images of {name}{'/' + split if split else ''}"}
 
 def ddpm_nb_bpd(argv:list|None=None)->int:
     "Console script `ddpm_nb_bpd`."
@@ -339,7 +369,7 @@ def ddpm_nb_bpd(argv:list|None=None)->int:
 def eval_main(
     ckpt:str=None,           # a run directory (every checkpoint), a checkpoint dir, or a shipped model name (required)
     n:int=1000,              # samples per checkpoint (and test images)
-    sampler:str='ancestral', # ancestral (respaced), ddim or dpm++
+    sampler:str='ancestral', # ancestral (respaced), ddim, dpm++ or dpm++sde
     steps:int=100,           # sampler steps
     variance:str='auto',     # ancestral only: auto (σ²=β̃), model (as trained), fixedsmall, fixedlarge
     precision:str='auto',    # the network's autocast: auto (bf16 where native), fp32, bf16
@@ -362,9 +392,10 @@ def eval_main(
     mins = lambda r: '?' if r['elapsed'] is None else f"{r['elapsed'] / 60:.1f}"
     lines = [f"{Path(r['ckpt']).name}: " + (f"step {r['step']}, {mins(r)} min, FID {r['fid']:.2f}, KID {r['kid_mean']:.4f}"
                                               if r.get('error') is None else f"not scored: {r['error']}") for r in rows]
-    bad = len(rows) - len(good)
-    return {'rows': rows, 'n': n, 'sampler': sampler, 'steps': steps, 'message': '\n'.join(lines),
-            'error': f"{bad} of {len(rows)} checkpoints could not be scored (their rows say why)" if bad else None}
+    bad, errs = len(rows) - len(good), {r['error'] for r in rows if r.get('error') is not None}
+    error = (errs.pop() if not good and len(errs) == 1 else     # every checkpoint failed alike (e.g. an RGB model): that reason
+             f"{bad} of {len(rows)} checkpoints could not be scored (their rows say why)" if bad else None)
+    return {'rows': rows, 'n': n, 'sampler': sampler, 'steps': steps, 'message': '\n'.join(lines), 'error': error}
 
 def ddpm_nb_eval(argv:list|None=None)->int:
     "Console script `ddpm_nb_eval`."

@@ -197,7 +197,8 @@ def reference_images(
 )->Tensor:                       # uint8 [n, C, H, W]
     "The reference set of the quality protocol: images `start` to `start + n` of `split` (read once per process and kept)."
     x = _reference(str(dataset), split)
-    if start + n > len(x): raise UsageError(f"images {start}..{start + n - 1} are more than the {len(x)} images of {dataset}/{split}")
+    if start + n > len(x):
+        raise UsageError(f"images {start}..{start + n - 1} are more than the {len(x)} images of {dataset}/{split}: use n <= {max(len(x) - start, 0)}")
     return x[start:start + n]
 
 @functools.lru_cache(maxsize=4)

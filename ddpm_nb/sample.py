@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_sample.ipynb #4b5eee01
 from __future__ import annotations
-import warnings
+import math, os, time, warnings
 import torch
 from torch import Tensor
 from .diffusion import GaussianDiffusion
@@ -16,8 +16,8 @@ from .dpm_solver import DPMSolverStepper, dpm_timesteps
 from .errors import UsageError
 
 # %% auto #0
-__all__ = ['SAMPLERS', 'VARIANCES', 'sampling_variance', 'Sampler', 'sampler_for', 'denoise_from', 'sample', 'sample_grid',
-           'record_steps', 'progressive_xstart', 'xstart_from_xt', 'interpolate']
+__all__ = ['SAMPLERS', 'VARIANCES', 'sampling_variance', 'Sampler', 'sampler_for', 'denoise_from', 'memory_shortfall', 'sample',
+           'sample_grid', 'record_steps', 'progressive_xstart', 'xstart_from_xt', 'interpolate']
 
 # %% ../nbs/08_sample.ipynb #d8a82d52
 SAMPLERS = ('ancestral', 'ddim', 'dpm++', 'dpm++sde')
@@ -70,6 +70,9 @@ class Sampler:
             raise UsageError(f"timesteps must include index 0 (the last step, which yields x_0), got a smallest index "
                              f"of {use[0]}")
         var, self.variance_why = sampling_variance(d, variance)
+        if name != 'ancestral' and variance != 'auto':                  # asked for, it would be ignored
+            raise UsageError(f"variance {variance!r} chooses the ancestral step's σ², and the {name!r} sampler has none to choose: leave "
+                             f"variance at 'auto', or sample with 'ancestral'")
         self.variance = var if name == 'ancestral' else None
         self.name, self.eta, self.clip_denoised, self.timesteps, self.base = name, float(eta), clip_denoised, use, d
         if name == 'ancestral' and var != d.model_var_type:       # the same process, another σ² in the reverse step
@@ -187,8 +190,26 @@ def denoise_from(
     return Sampler(diffusion, sampler, use, eta)(model, xt, generator, share_noise)
 
 # %% ../nbs/08_sample.ipynb #b47242d3
+def _available_memory()->int|None:
+    "Bytes of memory a new allocation can take now (Linux's MemAvailable: free pages and reclaimable cache), or None where unknown."
+    try:
+        with open('/proc/meminfo') as f:
+            for line in f:
+                if line.startswith('MemAvailable:'): return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError): pass
+    try: return os.sysconf('SC_AVPHYS_PAGES') * os.sysconf('SC_PAGE_SIZE')
+    except (ValueError, OSError, AttributeError): return None
+
+def memory_shortfall(nbytes:int)->int|None:
+    "The bytes available, if `nbytes` would not fit in them; else None (it fits, or the memory is unknown)."
+    free = _available_memory()
+    return free if free is not None and nbytes > free else None
+
 def _shape_of(model, shape):
-    if shape is not None: return tuple(shape)
+    if shape is not None:
+        ok = isinstance(shape, (tuple, list, torch.Size)) and len(shape) == 3 and all(hasattr(s, '__index__') and not isinstance(s, bool) and s >= 1 for s in shape)
+        if not ok: raise UsageError(f"shape must be (C, H, W) of positive ints, got {shape!r}")
+        return tuple(int(s) for s in shape)
     cfg = getattr(model, 'config', None) or {}
     if 'in_ch' not in cfg or 'resolution' not in cfg:
         raise UsageError("shape=(C, H, W) is needed: the model has no config with in_ch and resolution")
@@ -217,6 +238,11 @@ def sample(
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise UsageError(f"batch_size must be a positive int, got {batch_size!r}")
     shape, sm = _shape_of(model, shape), sampler_for(diffusion, sampler, steps, eta, variance=variance)
+    need = 2 * 4 * n * math.prod(shape)                                 # float32 batches, then joined: twice
+    if on_batch is None and (free := memory_shortfall(need)) is not None:
+        raise UsageError(f"{n:,} samples of shape {shape} need {need / 1e9:.3g} GB as float32 (the batches, then joined), and "
+                         f"{free / 1e9:.3g} GB is available: draw at most {max(1, free * n // need):,} per call, or pass "
+                         f"on_batch to shrink each batch as it is made (e.g. to uint8 with data.from_model_range)")
     if device is None: device = model_device(model)
     prec, prec_why = resolve_precision(precision, device)
     if plan is not None:

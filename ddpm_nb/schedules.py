@@ -14,7 +14,7 @@ from .errors import UsageError
 __all__ = ['BETA_SCHEDULES', 'get_beta_schedule', 'check_betas', 'Schedule', 'extract', 'check_timesteps']
 
 # %% ../nbs/00_schedules.ipynb #974f57cf
-import operator
+import operator, os
 
 def _warmup_beta(beta_start, beta_end, T, frac):
     betas = beta_end * torch.ones(T, dtype=torch.float64)
@@ -39,6 +39,11 @@ def _check_args(name, T, beta_start, beta_end, kw):
         raise TypeError(f"T must be an integer number of steps >= 1, got {T!r} ({type(T).__name__}); pass e.g. T=1000")
     T = operator.index(T)
     if T < 1: raise UsageError(f"T must be an integer >= 1, got {T!r}")
+    try: ram = os.sysconf('SC_PHYS_PAGES') * os.sysconf('SC_PAGE_SIZE')
+    except (ValueError, OSError, AttributeError): ram = None
+    if ram is not None and 16 * 8 * T > ram:        # the betas and the ~15 float64 arrays a diffusion precomputes from them
+        raise UsageError(f"T={T:,} steps need about {16 * 8 * T / 1e9:.3g} GB for the schedule's float64 arrays, more than this machine's "
+                         f"{ram / 1e9:.3g} GB; diffusion models use T = 1000 to a few thousand (the paper: 1000)")
     bad = sorted(set(kw) - set(_OPTIONS.get(name, ())))
     if bad:
         opts = ', '.join(_OPTIONS.get(name, ())) or 'none'

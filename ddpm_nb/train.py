@@ -4,14 +4,14 @@
 
 # %% ../nbs/07_train.ipynb #d6e79c11
 from __future__ import annotations
-import contextlib, dataclasses, json, math, signal, sys, threading, time
+import contextlib, dataclasses, json, math, signal, sys, threading, time, warnings
 from pathlib import Path
 import torch
 from torch import Tensor, nn
 from fastcore.basics import patch
 from .data import to_model_range, random_flip, default_flip, load_images
 from .grid import save_image_grid, atomic_file
-from .sample import sample
+from .sample import sample, sampler_for, memory_shortfall
 from .diffusion import DIFFUSION_KEYS
 from .checkpoint import CheckpointError, build_diffusion, latest_checkpoint, load_checkpoint, load_model, save_checkpoint
 from .machine import AUTOCAST_DTYPES, RUN_MARKER, RunLock, check_run_dir, cpu_flags, dist_info, pick_device, resolve_precision
@@ -120,7 +120,7 @@ class Trainer:
     def __init__(self,
         cfg:TrainConfig,              # the run
         images:Tensor|None=None,      # uint8 [N, C, H, W] to train on instead of loading `cfg.dataset`
-        resume:bool=False,            # continue from the newest checkpoint in cfg.out (start fresh if there is none)
+        resume:bool|str=False,        # True: continue the run in cfg.out from its newest checkpoint (refused where there is no run); 'auto': continue it, or start it where there is none
         progress:bool=True,           # show a progress bar (rank 0)
         log=None,                     # called with the start line and any notes (rank 0); default: print them to stderr when `progress`
     ):
@@ -130,6 +130,10 @@ class Trainer:
         self.wall_start = time.time()  # wall-clock time (time.time()) the time budget counts from; `run_loop` restarts it
         self.ckpt = None               # the newest checkpoint of this run: the one to go back to if the loss becomes NaN
         if self.rank == 0: check_run_dir(self.out)     # never a directory of someone else's files
+        if resume not in (False, True, 'auto'): raise UsageError(f"resume must be True, False or 'auto', got {resume!r}")
+        if resume != 'auto' and resume and not is_run_dir(self.out):   # a typo in cfg.out must not start a new run silently
+            raise UsageError(f"resume=True: {str(self.out)!r} holds no run to resume (no checkpoints); check cfg.out, or start a new run "
+                             f"with resume=False (resume='auto' continues a run where there is one and starts it where there is none)")
         created = self.rank == 0 and not self.out.exists()
         # one trainer per run directory (rank 0 writes for all)
         self.lock = RunLock(self.out).acquire() if self.rank == 0 else None
@@ -179,6 +183,13 @@ class Trainer:
             # freeze it, so a resume with more steps keeps the schedule
             cfg = dataclasses.replace(cfg, warmup=cfg.warmup_steps)
         if cfg.random_flip is None: cfg = dataclasses.replace(cfg, random_flip=default_flip(cfg.dataset))
+        if cfg.random_flip not in (True, False):            # the string 'no' would read as True
+            raise UsageError(f"TrainConfig.random_flip must be True, False or None (where the data allow it), got {cfg.random_flip!r}")
+        try: diffusion = build_diffusion(diffusion_config(cfg))   # the settings, before any data are loaded
+        except UsageError as e: raise UsageError(f"the run's diffusion settings: {e}") from None
+        try:                                                      # and the grids' sampler, before the first step
+            with warnings.catch_warnings(): warnings.simplefilter('ignore'); sampler_for(diffusion, cfg.sampler, cfg.sample_steps)
+        except UsageError as e: raise UsageError(f"sample_steps={cfg.sample_steps} cannot draw the sample grids with {cfg.sampler!r}: {e}") from None
         self.cfg, self.amp = cfg, AUTOCAST_DTYPES.get(prec)    # the autocast dtype, None for fp32
 
     def _data(self, images, ck):
@@ -186,6 +197,10 @@ class Trainer:
         cfg = self.cfg
         images = _load_data(cfg, images)
         N, C, H, W = images.shape
+        if C not in (1, 3): raise UsageError(f"the images have {C} channels; a run trains on 1 (grayscale) or 3 (RGB), what its grids can show")
+        if (free := memory_shortfall(8 * cfg.sample_n * C * H * W)) is not None:          # the grids' float32 samples, joined
+            raise UsageError(f"sample_n={cfg.sample_n:,} images of {C}x{H}x{W} for the sample grids need {8 * cfg.sample_n * C * H * W / 1e9:.3g} GB, and "
+                             f"{free / 1e9:.3g} GB is available: choose a smaller sample_n (--sample-n; the default is 64)")
         n_then = (ck['config'].get('dataset') or {}).get('n') if ck is not None else None
         if n_then is not None and n_then != N:
             self.notes.append(f"note: the data now hold {N} images, the run was trained on {n_then}; it goes on with the {N} (a new "
@@ -503,7 +518,7 @@ def _summary(self:Trainer, stopped:str, samples:Path|None, t_train:float)->dict:
 def train(
     cfg:TrainConfig,              # the run
     images:Tensor|None=None,      # uint8 [N, C, H, W] to train on instead of loading `cfg.dataset`
-    resume:bool=False,            # continue from the newest checkpoint in cfg.out (start fresh if there is none)
+    resume:bool|str=False,        # True: continue the run in cfg.out from its newest checkpoint (refused where there is no run); 'auto': continue it, or start it where there is none
     progress:bool=True,           # show a progress bar (rank 0)
     log=None,                     # called with the start line and notes (default: printed to stderr when `progress`)
 )->dict:                          # summary: step, steps_trained, loss, ckpt, out, samples, stopped ('done', 'time', 'signal'), signal, images_seen, images_this_run, seconds (training), sample_seconds
