@@ -236,9 +236,9 @@ _PEAK_FACTOR = {'.npz': 2, '.png': 6}
 
 def _check_sample_size(n:int, shape:tuple, out:Path)->int:
     "Refuse, before any sampling, `n` samples whose uint8 array (held in memory, and written whole to the output) would not fit; the array's bytes."
-    from ddpm_nb.sample import _available_memory
+    from ddpm_nb.sample import available_memory
     need = n * math.prod(shape)                               # bytes: N·C·H·W uint8
-    peak, free_mem = need * _PEAK_FACTOR[out.suffix.lower()], _available_memory()
+    peak, free_mem = need * _PEAK_FACTOR[out.suffix.lower()], available_memory()
     import shutil
     free_disk = shutil.disk_usage(out.parent if str(out.parent) else '.').free
     gb = _bytes

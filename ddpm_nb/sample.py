@@ -16,8 +16,9 @@ from .dpm_solver import DPMSolverStepper, dpm_timesteps
 from .errors import UsageError
 
 # %% auto #0
-__all__ = ['SAMPLERS', 'VARIANCES', 'sampling_variance', 'Sampler', 'sampler_for', 'denoise_from', 'memory_shortfall', 'sample',
-           'sample_grid', 'record_steps', 'progressive_xstart', 'xstart_from_xt', 'interpolate']
+__all__ = ['SAMPLERS', 'VARIANCES', 'sampling_variance', 'Sampler', 'sampler_for', 'denoise_from', 'available_memory',
+           'memory_shortfall', 'sample', 'sample_grid', 'record_steps', 'progressive_xstart', 'xstart_from_xt',
+           'interpolate']
 
 # %% ../nbs/08_sample.ipynb #d8a82d52
 SAMPLERS = ('ancestral', 'ddim', 'dpm++', 'dpm++sde')
@@ -190,7 +191,7 @@ def denoise_from(
     return Sampler(diffusion, sampler, use, eta)(model, xt, generator, share_noise)
 
 # %% ../nbs/08_sample.ipynb #b47242d3
-def _available_memory()->int|None:
+def available_memory()->int|None:
     "Bytes of memory a new allocation can take now (Linux's MemAvailable: free pages and reclaimable cache), or None where unknown."
     try:
         with open('/proc/meminfo') as f:
@@ -202,7 +203,7 @@ def _available_memory()->int|None:
 
 def memory_shortfall(nbytes:int)->int|None:
     "The bytes available, if `nbytes` would not fit in them; else None (it fits, or the memory is unknown)."
-    free = _available_memory()
+    free = available_memory()
     return free if free is not None and nbytes > free else None
 
 def _shape_of(model, shape):
