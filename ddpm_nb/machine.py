@@ -136,8 +136,11 @@ class RunLock:
             raise UsageError(f"cannot write into the run directory {str(d)!r} ({e.strerror}); choose "
                              f"another --out") from None
         try: import fcntl
-        # no advisory locks on this platform (Windows): the run is not guarded
-        except ImportError: self.fd = fd; return self
+        except ImportError:   # no advisory locks on this platform (Windows): the run is not guarded, and the user is told
+            import warnings
+            warnings.warn(f"this platform has no advisory file locks (fcntl): nothing stops a second trainer from writing into "
+                          f"{str(d)!r} at the same time", stacklevel=2)
+            self.fd = fd; return self
         try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.read(fd, 32).decode(errors='replace').strip() or '?'

@@ -262,6 +262,8 @@ class Trainer:
         # a different number of processes: the shared stream continues, dropout is reseeded
         else:
             self.gen.set_state(rngs[0]['gen']); torch.manual_seed(self.cfg.seed + 2 + self.rank + 1000 * self.step)
+            self.notes.append(f"note: the run was saved by {len(rngs)} process(es) and resumes on {self.world}: the data order, t and ε go "
+                              f"on as before, dropout is reseeded, so the run is no longer bit-identical to one that kept {len(rngs)}")
         if self.rank == 0: _truncate_jsonl(self.out / 'metrics.jsonl', self.step)
 
     def close(self):
