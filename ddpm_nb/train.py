@@ -21,7 +21,8 @@ from .ema import EMA
 from .errors import UsageError
 
 # %% auto #0
-__all__ = ['epoch_permutation', 'DataOrder', 'rank_slice', 'rng_state', 'set_rng_state', 'NonFiniteLossError', 'Trainer', 'train']
+__all__ = ['epoch_permutation', 'DataOrder', 'rank_slice', 'rng_state', 'set_rng_state', 'NonFiniteLossError', 'read_metrics',
+           'Trainer', 'train']
 
 # %% ../nbs/07_train.ipynb #afdac382
 def epoch_permutation(n:int, seed:int, epoch:int)->Tensor:
@@ -71,8 +72,10 @@ def set_rng_state(state:dict, gen:torch.Generator):
 class NonFiniteLossError(RuntimeError):
     "The training loss became NaN or inf."
 
-def _read_jsonl(path:Path)->list[dict]:
-    "The rows of a metrics file; only its last line may be malformed (a write cut by a kill), anything else is an error."
+def read_metrics(run:str|Path)->list[dict]:
+    "The rows of a run's `metrics.jsonl` (`run`: the run directory or the file), oldest first; only the last line may be cut off (a write cut by a kill), anything else is an error."
+    path = Path(run).expanduser()
+    if path.is_dir(): path = path / 'metrics.jsonl'
     rows = []
     if path.exists():
         lines = path.read_text().splitlines()
@@ -87,7 +90,7 @@ def _read_jsonl(path:Path)->list[dict]:
 def _truncate_jsonl(path:Path, step:int):
     "Keep the rows of `path` with row['step'] <= step (atomically)."
     if not path.exists(): return
-    rows = [r for r in _read_jsonl(path) if isinstance(r, dict) and r.get('step', 0) <= step]
+    rows = [r for r in read_metrics(path) if isinstance(r, dict) and r.get('step', 0) <= step]
     with atomic_file(path) as f: f.write(''.join(json.dumps(r) + '\n' for r in rows).encode())
 
 def _load_data(cfg:TrainConfig, images:Tensor|None):
@@ -149,6 +152,7 @@ class Trainer:
         "Set the run up, one step after another; their order fixes the random streams, so a resumed run draws what it drew before."
         cfg, ck = self._resume_point(cfg, resume)
         self._place(cfg, local_rank)
+        self._diffusion()
         self._data(images, ck)
         self._build(fresh=ck is None)
         self.step, self.elapsed0, self.last_loss = 0, 0.0, None
@@ -185,12 +189,18 @@ class Trainer:
         if cfg.random_flip is None: cfg = dataclasses.replace(cfg, random_flip=default_flip(cfg.dataset))
         if cfg.random_flip not in (True, False):            # the string 'no' would read as True
             raise UsageError(f"TrainConfig.random_flip must be True, False or None (where the data allow it), got {cfg.random_flip!r}")
-        try: diffusion = build_diffusion(diffusion_config(cfg))   # the settings, before any data are loaded
-        except UsageError as e: raise UsageError(f"the run's diffusion settings: {e}") from None
-        try:                                                      # and the grids' sampler, before the first step
-            with warnings.catch_warnings(): warnings.simplefilter('ignore'); sampler_for(diffusion, cfg.sampler, cfg.sample_steps)
-        except UsageError as e: raise UsageError(f"sample_steps={cfg.sample_steps} cannot draw the sample grids with {cfg.sampler!r}: {e}") from None
         self.cfg, self.amp = cfg, AUTOCAST_DTYPES.get(prec)    # the autocast dtype, None for fp32
+
+    def _diffusion(self):
+        "The diffusion (its settings were checked by `TrainConfig`) and its timestep sampler; the grids' sampler tried on it before any data are loaded."
+        cfg = self.cfg
+        self.diffusion = build_diffusion(diffusion_config(cfg))
+        self.schedule_sampler = create_named_schedule_sampler(cfg.schedule_sampler, self.diffusion)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter('ignore'); sampler_for(self.diffusion, cfg.sampler, cfg.sample_steps)
+        except UsageError as e:
+            raise UsageError(f"sample_steps={cfg.sample_steps} cannot draw the sample grids with {cfg.sampler!r}: {e}") from None
 
     def _data(self, images, ck):
         "The images (checked against the preset) on the device, the data order and this rank's slice of a batch; a note if the data changed size."
@@ -213,16 +223,14 @@ class Trainer:
         self.data_info = {'name': cfg.dataset, 'split': cfg.split, 'n': N, 'shape': [C, H, W]}
 
     def _build(self, fresh:bool):
-        "The network (the same initial weights on every rank), the diffusion and its timestep sampler, a warm start, the EMA, the random streams, the optimizer."
+        "The network (the same initial weights on every rank), a warm start, the EMA, the random streams, the optimizer."
         cfg, device, (C, H, W) = self.cfg, self.device, self.data_info['shape']
         torch.manual_seed(cfg.seed)                                # the initial weights: the same on every rank
         model = self.model = build_model(cfg, in_ch=C, resolution=H)
         if model.config.get('in_ch', C) != C or model.config.get('resolution', H) != H:
             raise UsageError(f"preset {cfg.preset!r} expects "
                              f"{model.config.get('in_ch')}x{model.config.get('resolution')}px images, the data are {C}x{H}x{W}")
-        self.diffusion = build_diffusion(diffusion_config(cfg))
-        self.schedule_sampler = create_named_schedule_sampler(cfg.schedule_sampler, self.diffusion)
-        if cfg.init is not None and fresh: _warm_start(model, cfg.init, diffusion_config(cfg))
+        if cfg.init is not None and fresh: _warm_start(model, cfg.init, self.diffusion.to_config())
         self.ema = EMA(model, cfg.ema_decay, cfg.ema_warmup, cfg.ema_power)
         self.gen = torch.Generator().manual_seed(cfg.seed + 1)    # t, ε and flips, shared by all ranks
         torch.manual_seed(cfg.seed + 2 + self.rank)               # dropout: each rank its own stream
