@@ -16,7 +16,7 @@ from .train import train, NonFiniteLossError
 from .machine import pick_device, is_run_dir, check_run_dir
 from .schedules import BETA_SCHEDULES
 from .evaluate import bpd_stratified, score_run, plot_quality
-from .errors import UsageError
+from .errors import UsageError, check_int, check_seed, check_choice
 from .diffusion import DIFFUSION_KEYS
 
 
@@ -61,13 +61,9 @@ def _check_args(ckpt, n, batch_size, seed, sampler=None, n_min=1, what='a checkp
                                                                        'shipped model name'):
     "The checks the sampling and evaluation commands share, made before any model is loaded."
     if ckpt is None or not str(ckpt).strip(): raise UsageError(f"--ckpt is {'required' if ckpt is None else 'empty'}: {what}")
-    if n < n_min:
-        raise UsageError(f"--n must be at least {n_min}{' (FID needs a covariance)' if n_min > 1 else ''}, got {n}")
-    if sampler is not None and sampler not in SAMPLERS:
-        raise UsageError(f"--sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
-    if batch_size < 1: raise UsageError(f"--batch-size must be at least 1, got {batch_size}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**63:
-        raise UsageError(f"--seed must be an integer in [0, 2**63), got {seed!r}")
+    check_int(n, '--n', n_min, why='FID needs a covariance' if n_min > 1 else '')
+    if sampler is not None: check_choice(sampler, SAMPLERS, '--sampler')
+    check_int(batch_size, '--batch-size', 1); check_seed(seed, '--seed')
 
 def run_cli(
     func,                  # a command: keyword arguments in, a JSON-able summary dict out
@@ -330,8 +326,7 @@ def bpd_main(
 )->dict:
     "Bits/dim of real images under the model's bound: mean over images and its standard error."
     _check_args(ckpt, n, batch_size, seed)
-    if estimator not in ('full', 'stratified'):
-        raise UsageError(f"--estimator must be 'full' or 'stratified', got {estimator!r}")
+    check_choice(estimator, ('full', 'stratified'), '--estimator')
     if k < 1: raise UsageError(f"--k must be at least 1, got {k}")
     if dataset is not None and not str(dataset).strip():
         raise UsageError("--dataset is empty; give a dataset name or path, or leave it out for the model's own")

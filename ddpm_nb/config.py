@@ -15,14 +15,15 @@ from .machine import PRECISIONS, check_device
 from .sample import SAMPLERS
 from .resample import SCHEDULE_SAMPLERS
 from .ema import check_ema
-from .errors import UsageError
+from .errors import UsageError, check_int, check_seed, check_choice, check_number
 
 # %% auto #0
-__all__ = ['MAX_IMAGE_SIZE', 'DEFAULT_STEPS', 'RECIPES', 'RUN_KEYS', 'TrainConfig', 'diffusion_config', 'check_preset',
-           'check_recipe', 'check_size_fits', 'lr_at', 'build_model', 'make_config', 'merge_resume']
+__all__ = ['MAX_IMAGE_SIZE', 'LR_SCHEDULES', 'DEFAULT_STEPS', 'RECIPES', 'RUN_KEYS', 'TrainConfig', 'diffusion_config',
+           'check_preset', 'check_recipe', 'check_size_fits', 'lr_at', 'build_model', 'make_config', 'merge_resume']
 
 # %% ../nbs/06c_config.ipynb #eb8549ab
 MAX_IMAGE_SIZE = 2048  # pixels a side: 8x the paper's largest model; one 100000x100000 RGB image alone is 30 GB
+LR_SCHEDULES = ('constant', 'cosine')   # after warm-up; see `lr_at`
 DEFAULT_STEPS = 350    # the paper recipe's default: batch 128, sized for ~15 min of fashion_mnist in fp32 on a 2-core Intel Xeon ('Throughput' in 07_train)
 
 @dataclass
@@ -81,65 +82,39 @@ class TrainConfig:
     def __post_init__(self):
         "Every value checked here, once, where it enters: a wrong one is a UsageError naming the field."
         if isinstance(self.adam_betas, list): self.adam_betas = tuple(self.adam_betas)
-        for k in ('steps', 'batch_size', 'T', 'save_every', 'log_every', 'sample_n', 'keep'):
-            v = getattr(self, k)
-            if not _is_int(v) or v < 1:
-                raise UsageError(f"TrainConfig.{k} must be a positive integer, got {v!r}")
-        for k in ('max_images', 'image_size'):
-            v = getattr(self, k)
-            if v is not None and (not _is_int(v) or v < 1):
-                raise UsageError(f"TrainConfig.{k} must be a positive integer or None, got {v!r}")
-        if self.T > MAX_T:
-            raise UsageError(f"TrainConfig.T must be at most {MAX_T} diffusion steps (the paper uses 1000), got {self.T}")
+        C = lambda k, *a, **kw: setattr(self, k, check_int(getattr(self, k), f'TrainConfig.{k}', *a, **kw))
+        for k in ('steps', 'batch_size', 'save_every', 'log_every', 'sample_n', 'keep'): C(k, 1)
+        C('T', 1, MAX_T, why='diffusion steps; the paper uses 1000')
+        C('max_images', 1, none=True); C('image_size', 1, MAX_IMAGE_SIZE, none=True, why='pixels a side')
+        C('sample_steps', 1, self.T, none=True, why='at most T'); C('sample_every', 0, why='0: off'); C('warmup', 0, none=True)
+        self.seed = check_seed(self.seed, 'TrainConfig.seed')
+        if not (self.random_flip is None or isinstance(self.random_flip, bool)):    # the string 'no' would read as True
+            raise UsageError(f"TrainConfig.random_flip must be True, False or None (where the data allow it), got {self.random_flip!r}")
         check_preset(self.preset)
         if not isinstance(self.model, dict):
             raise UsageError(f"TrainConfig.model must be a dict of UNet arguments, got {self.model!r}")
-        if self.image_size is not None:
-            if self.image_size > MAX_IMAGE_SIZE:
-                raise UsageError(f"TrainConfig.image_size must be at most {MAX_IMAGE_SIZE} pixels a side, got {self.image_size}; "
-                                 f"choose a smaller --image-size")
-            check_size_fits(self.preset, self.model, self.image_size, f"image_size {self.image_size}")
+        if self.image_size is not None: check_size_fits(self.preset, self.model, self.image_size, f"image_size {self.image_size}")
         if not isinstance(self.dataset, str) or not self.dataset.strip():
             raise UsageError(f"TrainConfig.dataset must name a dataset or a path, got {self.dataset!r}")
         if not isinstance(self.out, str) or not self.out.strip():
             raise UsageError(f"TrainConfig.out must name a run directory, got {self.out!r}")
-        if not _is_int(self.seed) or not 0 <= self.seed < 2**63:
-            raise UsageError(f"TrainConfig.seed must be an integer in [0, 2**63), got {self.seed!r}")
-        if self.sample_steps is not None and (not _is_int(self.sample_steps) or not 1 <= self.sample_steps <= self.T):
-            raise UsageError(f"TrainConfig.sample_steps must be an integer in [1, T={self.T}] or None, got "
-                             f"{self.sample_steps!r}")
-        if not _is_int(self.sample_every) or self.sample_every < 0:
-            raise UsageError(f"TrainConfig.sample_every must be an integer >= 0 (0: off), got {self.sample_every!r}")
-        if self.warmup is not None and (not _is_int(self.warmup) or self.warmup < 0):
-            raise UsageError(f"TrainConfig.warmup must be an integer >= 0 or None, got {self.warmup!r}")
-        if self.snr_gamma is not None:
-            if not _is_num(self.snr_gamma) or not self.snr_gamma > 0:
-                raise UsageError(f"TrainConfig.snr_gamma must be a number > 0 or None, got {self.snr_gamma!r}")
+        if check_number(self.snr_gamma, 'TrainConfig.snr_gamma', gt=0, none=True) is not None:
             if self.loss_type in ('kl', 'rescaled_kl') or self.model_mean_type == 'xprev':
                 raise UsageError(f"TrainConfig.snr_gamma weights the mse term of an 'eps', 'xstart' or 'v' model; "
                                  f"got loss_type={self.loss_type!r}, model_mean_type={self.model_mean_type!r}")
-        if self.schedule_sampler not in SCHEDULE_SAMPLERS:
-            raise UsageError(f"TrainConfig.schedule_sampler must be one of {', '.join(SCHEDULE_SAMPLERS)}, got {self.schedule_sampler!r}")
-        if self.precision not in PRECISIONS:
-            raise UsageError(f"TrainConfig.precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        for k, options in (('schedule_sampler', SCHEDULE_SAMPLERS), ('precision', PRECISIONS), ('lr_schedule', LR_SCHEDULES),
+                           ('beta_schedule', BETA_SCHEDULES),     # 'custom' (a stored schedule) is for checkpoints, not for training
+                           ('sampler', SAMPLERS)):
+            check_choice(getattr(self, k), options, f'TrainConfig.{k}')
         check_device(self.device)
-        if self.beta_schedule not in BETA_SCHEDULES:       # 'custom' (a stored schedule) is for checkpoints, not for training
-            raise UsageError(f"TrainConfig.beta_schedule must be one of {', '.join(BETA_SCHEDULES)}, got {self.beta_schedule!r}")
-        if self.lr_schedule not in ('constant', 'cosine'):
-            raise UsageError(f"TrainConfig.lr_schedule must be 'constant' or 'cosine', got {self.lr_schedule!r}")
         check_ema(self.ema_decay, self.ema_power, 'TrainConfig.ema_')
         check_recipe(self.recipe)
-        if self.sampler not in SAMPLERS:
-            raise UsageError(f"TrainConfig.sampler must be one of {', '.join(SAMPLERS)}, got {self.sampler!r}")
-        for k, lo in (('lr', 'gt'), ('adam_eps', 'gt'), ('weight_decay', 'ge'), ('grad_clip', 'ge')):
-            v = getattr(self, k)
-            if not (_is_num(v) and math.isfinite(v) and (v > 0 if lo == 'gt' else v >= 0)):
-                raise UsageError(f"TrainConfig.{k} must be a finite number {'>' if lo == 'gt' else '>='} 0, got {v!r}")
+        for k in ('lr', 'adam_eps'): check_number(getattr(self, k), f'TrainConfig.{k}', gt=0)
+        for k in ('weight_decay', 'grad_clip'): check_number(getattr(self, k), f'TrainConfig.{k}', ge=0)
         b = self.adam_betas
-        if not (isinstance(b, tuple) and len(b) == 2 and all(_is_num(x) and 0 <= x < 1 for x in b)):
+        if not (isinstance(b, tuple) and len(b) == 2 and all(isinstance(x, (int, float)) and not isinstance(x, bool) and 0 <= x < 1 for x in b)):
             raise UsageError(f"TrainConfig.adam_betas must be two numbers in [0, 1), got {b!r}")
-        if self.minutes is not None and not (_is_num(self.minutes) and self.minutes > 0):
-            raise UsageError(f"TrainConfig.minutes must be > 0 or None, got {self.minutes!r}")
+        check_number(self.minutes, 'TrainConfig.minutes', gt=0, none=True)
         diffusion_config(self)                             # the diffusion's own checks: its parameterization, variance, loss, β range
 
     @property
@@ -165,9 +140,6 @@ def diffusion_config(cfg:TrainConfig)->dict:
     "The diffusion of `cfg` as config.json stores it: `to_config` of what `from_config` makes of its diffusion fields."
     fields = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg) if f.name in DIFFUSION_KEYS}
     return GaussianDiffusion.from_config(fields).to_config()
-
-def _is_int(v)->bool: return isinstance(v, int) and not isinstance(v, bool)
-def _is_num(v)->bool: return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 def check_preset(name:str)->str:
     "`name` if it is a U-Net preset (`PRESETS`), else a UsageError listing them."
@@ -201,7 +173,7 @@ def lr_at(
     step:int,                # 0-based optimizer step
     lr:float,                # the peak learning rate
     warmup:int,              # linear warm-up steps
-    schedule:str='constant', # after warm-up: 'constant' or 'cosine'
+    schedule:str='constant', # after warm-up: one of `LR_SCHEDULES`, 'constant' or 'cosine'
     progress:float=0.0,      # fraction of the run done, in [0, 1] (for 'cosine')
 )->float:
     "Learning rate at `step`: linear warm-up over `warmup` steps, times 1 or a cosine from 1 at `progress` 0 to 0 at 1."

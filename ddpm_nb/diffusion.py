@@ -14,7 +14,7 @@ from .likelihood import *
 from .likelihood import mean_flat, normal_kl, discretized_gaussian_log_likelihood, bits_per_dim, nats_to_bits
 from . import forward as fwd
 from .devices import randn, model_device
-from .errors import UsageError
+from .errors import UsageError, check_choice, check_number
 
 # %% auto #0
 __all__ = ['MODEL_MEAN_TYPES', 'MODEL_VAR_TYPES', 'LOSS_TYPES', 'DIFFUSION_SETTINGS', 'DIFFUSION_KEYS', 'GaussianDiffusion',
@@ -26,10 +26,6 @@ __all__ = ['MODEL_MEAN_TYPES', 'MODEL_VAR_TYPES', 'LOSS_TYPES', 'DIFFUSION_SETTI
 MODEL_MEAN_TYPES = ('eps', 'xstart', 'xprev', 'v')
 MODEL_VAR_TYPES = ('fixedsmall', 'fixedlarge', 'learned', 'learned_range')
 LOSS_TYPES = ('mse', 'rescaled_mse', 'kl', 'rescaled_kl', 'hybrid')
-
-def _choice(value, options, name):
-    if value not in options: raise UsageError(f"{name} must be one of {', '.join(map(repr, options))}; got {value!r}")
-    return value
 
 def _check_state(x, name):
     if not isinstance(x, Tensor): raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
@@ -63,11 +59,10 @@ class GaussianDiffusion:
                              f"get_beta_schedule({betas!r}, T), e.g. GaussianDiffusion(get_beta_schedule('linear', 1000))")
         if not isinstance(rescale_timesteps, bool):          # the string 'False' would read as True
             raise UsageError(f"rescale_timesteps must be True or False, got {rescale_timesteps!r}")
-        if isinstance(lambda_vlb, bool) or not isinstance(lambda_vlb, (int, float)) or not 0 <= lambda_vlb < float('inf'):
-            raise UsageError(f"lambda_vlb must be a finite number >= 0 (the hybrid loss's weight of its vb term), got {lambda_vlb!r}")
-        self.model_mean_type = _choice(model_mean_type, MODEL_MEAN_TYPES, 'model_mean_type')
-        self.model_var_type = _choice(model_var_type, MODEL_VAR_TYPES, 'model_var_type')
-        self.loss_type = _choice(loss_type, LOSS_TYPES, 'loss_type')
+        check_number(lambda_vlb, 'lambda_vlb', ge=0)          # the hybrid loss's weight of its vb term
+        self.model_mean_type = check_choice(model_mean_type, MODEL_MEAN_TYPES, 'model_mean_type')
+        self.model_var_type = check_choice(model_var_type, MODEL_VAR_TYPES, 'model_var_type')
+        self.loss_type = check_choice(loss_type, LOSS_TYPES, 'loss_type')
         if self.loss_type == 'hybrid' and not self.learned_variance:
             raise UsageError(f"loss_type='hybrid' adds a vb term that trains only the variance, and "
                              f"model_var_type={model_var_type!r} is fixed, so that term would have no gradient: "

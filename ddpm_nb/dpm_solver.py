@@ -10,7 +10,7 @@ from torch import Tensor
 from .diffusion import GaussianDiffusion
 from .respace import SpacedDiffusion
 from .devices import randn
-from .errors import UsageError
+from .errors import UsageError, check_int
 
 # %% auto #0
 __all__ = ['dpm_timesteps', 'DPMSolverStepper', 'dpm_solver_chain', 'dpm_solver_sample']
@@ -21,9 +21,7 @@ def dpm_timesteps(
     steps:int,   # network calls, 1..T
 )->list:         # ascending 0-based indices, `steps` of them
     "diffusers' default timesteps for DPM-Solver++ with `steps` calls ('linspace' spacing; index 0 left out); every index for steps = T."
-    for v, name in ((T, 'T'), (steps, 'steps')):
-        if isinstance(v, bool) or not isinstance(v, int): raise UsageError(f"{name} must be an int, got {v!r}")
-    if not 1 <= steps <= T: raise UsageError(f"steps must lie in [1, {T}] (T, the number of diffusion steps), got {steps}")
+    T = check_int(T, 'T', 1); steps = check_int(steps, 'steps', 1, T, why='T, the number of diffusion steps')
     if steps == T: return list(range(T))
     return sorted(int(i) for i in np.linspace(0, T - 1, steps + 1).round()[::-1][:-1])
 

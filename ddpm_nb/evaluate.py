@@ -15,21 +15,22 @@ from .data import load_images
 from .classifier import fmnist_features
 from .metrics import fid_from_features, kid_from_features
 from .devices import randn
-from .errors import UsageError
+from .errors import UsageError, check_int, check_choice
 
 # %% auto #0
-__all__ = ['HELD_OUT_START', 'strata', 'bpd_stratified', 'mean_ci', 'rate_distortion', 'bits_below', 'sample_quality',
+__all__ = ['SPACINGS', 'HELD_OUT_START', 'strata', 'bpd_stratified', 'mean_ci', 'rate_distortion', 'bits_below', 'sample_quality',
            'quality_table', 'reference_images', 'score_checkpoint', 'score_run', 'plot_quality']
 
 # %% ../nbs/09_evaluate.ipynb #71433592
+SPACINGS = ('equal', 'geometric')   # how `strata` sizes its strata
+
 def strata(
     T:int,                 # number of diffusion steps
     k:int,                 # number of strata over the indices 1..T-1
     spacing:str='equal',   # 'equal': sizes differ by at most 1; 'geometric': sizes grow geometrically with t
 )->tuple:                  # (lo long [k], size long [k]): stratum j is lo[j], ..., lo[j] + size[j] - 1; sizes sum to T-1
     "K contiguous strata covering the timestep indices 1..T-1, of nearly equal size or geometrically growing."
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= T - 1:
-        raise UsageError(f"k must be an int in [1, T-1] = [1, {T - 1}], got {k!r}")
+    check_int(k, 'k', 1, T - 1, why='T - 1 timestep indices to cover'); check_choice(spacing, SPACINGS, 'spacing')
     if spacing == 'equal': e = [1 + (j * (T - 1)) // k for j in range(k + 1)]
     elif spacing == 'geometric':
         g = torch.logspace(0, math.log10(T), k + 1, dtype=torch.float64).round().long().tolist()   # 1 .. T
@@ -37,7 +38,6 @@ def strata(
         for j in range(1, k + 1):
             e.append(max(e[-1] + 1, min(g[j], T - (k - j))))               # strictly increasing, room for the rest
         e[-1] = T
-    else: raise UsageError(f"spacing must be 'equal' or 'geometric', got {spacing!r}")
     edges = torch.tensor(e)
     return edges[:-1], edges[1:] - edges[:-1]
 
@@ -123,8 +123,7 @@ def rate_distortion(
     else:
         x0 = _check_images(x0)
         T, B = diffusion.num_timesteps, x0.shape[0]
-        if isinstance(stride, bool) or not isinstance(stride, int) or not 1 <= stride < T:
-            raise UsageError(f"stride must be an int in [1, {T - 1}], got {stride!r}")
+        check_int(stride, 'stride', 1, T - 1)
         idx, w = _systematic(T, stride, generator)
         vb, mse = _terms(diffusion, model, x0.repeat(len(idx), *([1] * (x0.ndim - 1))), idx.repeat_interleave(B),
                          generator, batch_size, clip_denoised)
@@ -262,7 +261,7 @@ def score_run(
     ckpts = list_checkpoints(p) if p.is_dir() and not (p / 'config.json').exists() else [run]
     if not ckpts: raise FileNotFoundError(f"no checkpoint in {str(p)!r}: expected ckpt-* directories")
     if last_only: ckpts = ckpts[-1:]
-    if on_error not in ('raise', 'row'): raise UsageError(f"on_error must be 'raise' or 'row', got {on_error!r}")
+    check_choice(on_error, ('raise', 'row'), 'on_error')
     rows = []
     for c in ckpts:
         try: rows.append(score_checkpoint(c, n=n, sampler=sampler, steps=steps, **kw))

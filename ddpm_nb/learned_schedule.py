@@ -8,7 +8,7 @@ import torch
 from torch import nn, Tensor
 from .schedules import check_betas
 from .diffusion import GaussianDiffusion
-from .errors import UsageError
+from .errors import UsageError, check_int, check_choice
 
 # %% auto #0
 __all__ = ['LearnedSchedule', 'betas_from_log_snr']
@@ -26,10 +26,8 @@ class LearnedSchedule(nn.Module):
     ):
         super().__init__()
         base = check_betas(betas)
-        T = len(base); K = T if knots is None else knots
-        if isinstance(K, bool) or not isinstance(K, int) or not 1 <= K <= T:
-            raise UsageError(f"knots must be an int in [1, T={T}] (or None for one per step), got {knots!r}")
-        if model_loss not in ('bound', 'simple'): raise UsageError(f"model_loss must be 'bound' or 'simple', got {model_loss!r}")
+        T = len(base); K = T if knots is None else check_int(knots, 'knots', 1, T, none=True, why='None: one per step')
+        check_choice(model_loss, ('bound', 'simple'), 'model_loss')
         if not max_log_odds > 0: raise UsageError(f"max_log_odds must be > 0, got {max_log_odds!r}")
         self.register_buffer('base_betas', base)
         pos = torch.linspace(0, K - 1, T, dtype=torch.float64) if K > 1 else torch.zeros(T, dtype=torch.float64)

@@ -8,7 +8,7 @@ import os, re
 from pathlib import Path
 import torch
 from .checkpoint import latest_checkpoint
-from .errors import UsageError
+from .errors import UsageError, check_choice
 
 # %% auto #0
 __all__ = ['PRECISIONS', 'AUTOCAST_DTYPES', 'RUN_MARKER', 'cpu_flags', 'resolve_precision', 'autocast_model', 'dist_info',
@@ -41,8 +41,7 @@ def resolve_precision(
     device:torch.device,    # where the job runs
 )->tuple:                   # (precision to use, why)
     "Pick the autocast precision: 'auto' is bf16 where the hardware does bf16 matrix work natively, fp32 elsewhere."
-    if precision not in PRECISIONS:
-        raise UsageError(f"precision must be one of {', '.join(map(repr, PRECISIONS))}, got {precision!r}")
+    check_choice(precision, PRECISIONS, 'precision')
     device = torch.device(device)
     if precision == 'fp16' and device.type != 'cuda':
         raise UsageError("precision 'fp16' needs a CUDA device; use 'bf16' or 'fp32' on the CPU")

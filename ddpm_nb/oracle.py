@@ -10,9 +10,9 @@ import torch
 from torch import Tensor
 from .schedules import Schedule, extract, check_timesteps
 from .likelihood import log_normal_interval_mass
-from .diffusion import GaussianDiffusion
+from .diffusion import GaussianDiffusion, MODEL_MEAN_TYPES, MODEL_VAR_TYPES
 from . import forward as fwd
-from .errors import UsageError
+from .errors import UsageError, check_choice
 
 # %% auto #0
 __all__ = ['MEAN_TYPES', 'VAR_TYPES', 'bin_centers', 'bin_edges', 'quantize', 'quantized_mixture_probs', 'entropy_bits',
@@ -82,7 +82,7 @@ def _schedule_of(diffusion)->Schedule:
     betas = getattr(diffusion, 'betas', diffusion)
     return Schedule(torch.as_tensor(betas, dtype=torch.float64))
 
-MEAN_TYPES, VAR_TYPES = ('eps', 'xstart', 'xprev', 'v'), ('fixedsmall', 'fixedlarge', 'learned', 'learned_range')
+MEAN_TYPES, VAR_TYPES = MODEL_MEAN_TYPES, MODEL_VAR_TYPES   # the diffusion's own lists: what an oracle can stand in for
 
 class _Oracle:
     "Base of the optimal models: subclasses give the posterior mean and variance of x0 given x_t."
@@ -93,10 +93,7 @@ class _Oracle:
                                'eps')
         self.var_type = _name(var_type if var_type is not None else getattr(diffusion, 'model_var_type', None),
                               'fixedlarge')
-        if self.mean_type not in MEAN_TYPES:
-            raise UsageError(f"mean_type must be one of {MEAN_TYPES}, got {self.mean_type!r}")
-        if self.var_type not in VAR_TYPES:
-            raise UsageError(f"var_type must be one of {VAR_TYPES}, got {self.var_type!r}")
+        check_choice(self.mean_type, MEAN_TYPES, 'mean_type'); check_choice(self.var_type, VAR_TYPES, 'var_type')
 
     def posterior(self, xt:Tensor, t:Tensor)->tuple[Tensor, Tensor]: raise NotImplementedError
 
@@ -189,7 +186,7 @@ def gaussian_oracle_bound(
     "The expected bound terms of `GaussianOracle.from_probs(P, diffusion)` (clip_denoised=False), analytically."
     S = _schedule_of(diffusion)
     vt = _name(var_type if var_type is not None else getattr(diffusion, 'model_var_type', None), 'fixedlarge')
-    if vt not in VAR_TYPES: raise UsageError(f"var_type must be one of {VAR_TYPES}, got {vt!r}")
+    check_choice(vt, VAR_TYPES, 'var_type')
     P = torch.as_tensor(P, dtype=torch.float64).reshape(-1, 256)
     x = bin_centers(); m = (P * x).sum(-1); s2 = (P * (x - m[:, None]) ** 2).sum(-1)        # [D]
     ab, b2 = S.alphas_cumprod[:, None], 1 - S.alphas_cumprod[:, None]                      # [T, 1]

@@ -13,7 +13,7 @@ from .grid import image_grid
 from .devices import randn, model_device
 from .machine import resolve_precision, autocast_model
 from .dpm_solver import DPMSolverStepper, dpm_timesteps
-from .errors import UsageError
+from .errors import UsageError, check_int, check_choice, check_number
 
 # %% auto #0
 __all__ = ['SAMPLERS', 'VARIANCES', 'sampling_variance', 'Sampler', 'sampler_for', 'denoise_from', 'available_memory',
@@ -37,8 +37,7 @@ def sampling_variance(
     variance:str='auto',          # 'auto', 'model' (what it was trained with), 'fixedsmall' (σ²=β̃_t) or 'fixedlarge' (σ²=β_t)
 )->tuple:                         # (model_var_type the reverse step uses, why)
     "The reverse step's variance σ_t² an ancestral chain uses: 'auto' is β̃_t for every model with a fixed variance."
-    if variance not in VARIANCES:
-        raise UsageError(f"variance must be one of {', '.join(map(repr, VARIANCES))}, got {variance!r}")
+    check_choice(variance, VARIANCES, 'variance')
     own = _plain(diffusion).model_var_type
     if diffusion.learned_variance:
         if variance in ('auto', 'model'): return own, 'the model predicts its own variance'
@@ -58,10 +57,7 @@ class Sampler:
         variance:str='auto',          # the ancestral step's σ²: 'auto', 'model', 'fixedsmall' or 'fixedlarge' (`sampling_variance`)
     ):
         d = _plain(diffusion)
-        if name not in SAMPLERS:
-            raise UsageError(f"sampler name must be one of {', '.join(map(repr, SAMPLERS))}, got {name!r}")
-        if isinstance(eta, bool) or not isinstance(eta, (int, float)) or not 0 <= eta < float('inf'):
-            raise UsageError(f"eta must be a finite number >= 0, got {eta!r}")
+        check_choice(name, SAMPLERS, 'sampler name'); check_number(eta, 'eta', ge=0)
         T = d.num_timesteps
         use = list(range(T)) if timesteps is None else sorted(set(int(i) for i in timesteps))
         if not use or use[0] < 0 or use[-1] >= T:
@@ -139,8 +135,7 @@ class Sampler:
 
 # %% ../nbs/08_sample.ipynb #2aab52cc
 def _check_steps(steps, n, what):
-    if isinstance(steps, bool) or not isinstance(steps, int): raise TypeError(f"steps must be an int, got {steps!r}")
-    if not 1 <= steps <= n: raise UsageError(f"steps must lie in [1, {n}] ({what}), got {steps}")
+    check_int(steps, 'steps', 1, n, why=what)
 
 def sampler_for(
     diffusion:GaussianDiffusion,  # the model's original diffusion
@@ -182,8 +177,7 @@ def denoise_from(
     "Samples of p_θ(x_0 | x_t): the reverse chain started from `xt` at timestep index `t`."
     T = _plain(diffusion).num_timesteps
     if isinstance(t, Tensor) and t.numel() == 1: t = int(t.item())
-    if isinstance(t, bool) or not isinstance(t, int) or not 0 <= t < T:
-        raise UsageError(f"t must be an int index in [0, {T}), got {t!r}")
+    t = check_int(t, 't', 0, T - 1, why='a 0-based timestep index')
     steps = t + 1 if steps is None else steps
     _check_steps(steps, t + 1, f't + 1 = {t + 1}, the steps left from t')
     use = sorted(space_timesteps(t + 1, [steps])) if steps >= 2 else [0]
@@ -235,9 +229,7 @@ def sample(
     plan:dict|None=None,          # if a dict: filled with what was used (sampler, steps, timesteps, variance, precision, why)
 )->Tensor:                        # float [n, C, H, W] in [-1, 1] on the CPU, or on_batch's outputs concatenated
     "`n` samples of `model`: the package's one sampling front-end (the CLI, the trainer's grids, evaluation and the notebooks call it)."
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1: raise UsageError(f"n must be a positive int, got {n!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise UsageError(f"batch_size must be a positive int, got {batch_size!r}")
+    n, batch_size = check_int(n, 'n', 1), check_int(batch_size, 'batch_size', 1)
     shape, sm = _shape_of(model, shape), sampler_for(diffusion, sampler, steps, eta, variance=variance)
     need = 2 * 4 * n * math.prod(shape)                                 # float32 batches, then joined: twice
     if on_batch is None and (free := memory_shortfall(need)) is not None:
@@ -304,8 +296,7 @@ def progressive_xstart(
 )->dict:                          # t long [F] (original indices), xt and xstart [F, B, C, H, W], sample [B, C, H, W]
     "x_t and the predicted x̂_0 at `frames` steps along one run of the chain (the paper's Fig. 6)."
     sm = sampler_for(diffusion, sampler, steps, eta)
-    if isinstance(frames, bool) or not isinstance(frames, int) or not 1 <= frames <= sm.steps:
-        raise UsageError(f"frames must be an int in [1, {sm.steps}] (the sampler's steps), got {frames!r}")
+    check_int(frames, 'frames', 1, sm.steps, why="the sampler's steps")
     keep = {round(k * (sm.steps - 1) / max(frames - 1, 1)) for k in range(frames)}
     return record_steps(sm.progressive(model, xT, generator), keep)
 

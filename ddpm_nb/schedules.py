@@ -8,13 +8,13 @@ import math
 import torch
 from torch import Tensor
 from fastcore.basics import patch
-from .errors import UsageError
+from .errors import UsageError, check_int
 
 # %% auto #0
 __all__ = ['BETA_SCHEDULES', 'get_beta_schedule', 'check_betas', 'Schedule', 'extract', 'check_timesteps']
 
 # %% ../nbs/00_schedules.ipynb #974f57cf
-import operator, os
+import os
 
 def _warmup_beta(beta_start, beta_end, T, frac):
     betas = beta_end * torch.ones(T, dtype=torch.float64)
@@ -35,10 +35,7 @@ _DEFAULTS = dict(beta_start=1e-4, beta_end=0.02)
 
 def _check_args(name, T, beta_start, beta_end, kw):
     "T as an int, or a clear error for a bad T, an unknown option, or a β endpoint the schedule would ignore."
-    if isinstance(T, bool) or not isinstance(T, int) and not hasattr(T, '__index__'):
-        raise TypeError(f"T must be an integer number of steps >= 1, got {T!r} ({type(T).__name__}); pass e.g. T=1000")
-    T = operator.index(T)
-    if T < 1: raise UsageError(f"T must be an integer >= 1, got {T!r}")
+    T = check_int(T, 'T', 1, why='a number of diffusion steps, e.g. T=1000')
     try: ram = os.sysconf('SC_PHYS_PAGES') * os.sysconf('SC_PAGE_SIZE')
     except (ValueError, OSError, AttributeError): ram = None
     if ram is not None and 16 * 8 * T > ram:        # the betas and the ~15 float64 arrays a diffusion precomputes from them

@@ -187,8 +187,6 @@ class Trainer:
             # freeze it, so a resume with more steps keeps the schedule
             cfg = dataclasses.replace(cfg, warmup=cfg.warmup_steps)
         if cfg.random_flip is None: cfg = dataclasses.replace(cfg, random_flip=default_flip(cfg.dataset))
-        if cfg.random_flip not in (True, False):            # the string 'no' would read as True
-            raise UsageError(f"TrainConfig.random_flip must be True, False or None (where the data allow it), got {cfg.random_flip!r}")
         self.cfg, self.amp = cfg, AUTOCAST_DTYPES.get(prec)    # the autocast dtype, None for fp32
 
     def _diffusion(self):

@@ -9,7 +9,7 @@ import torch
 from torch import nn, Tensor
 import torch.nn.functional as F
 from fastcore.basics import patch
-from .errors import UsageError
+from .errors import UsageError, check_int, is_int
 
 # %% auto #0
 __all__ = ['PRESETS', 'timestep_embedding', 'TimeEmbedding', 'GroupNorm32', 'ResBlock', 'AttnBlock', 'Downsample', 'Upsample',
@@ -118,9 +118,8 @@ class MidBlock(nn.Module):
 def _check_config(in_ch, ch, ch_mult, num_res_blocks, attn_resolutions, dropout, resolution, out_ch, num_groups):
     for name, v in dict(in_ch=in_ch, ch=ch, num_res_blocks=num_res_blocks, resolution=resolution, out_ch=out_ch,
                         num_groups=num_groups).items():
-        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-            raise UsageError(f"{name} must be a positive integer, got {v!r}")
-    if not ch_mult or not all(isinstance(m, int) and not isinstance(m, bool) and m >= 1 for m in ch_mult):
+        check_int(v, name, 1)
+    if not ch_mult or not all(is_int(m) and m >= 1 for m in ch_mult):
         raise UsageError(f"ch_mult must be a non-empty sequence of positive integers, got {ch_mult!r}")
     if not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
         raise UsageError(f"dropout must lie in [0, 1), got {dropout!r}")

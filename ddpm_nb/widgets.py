@@ -15,7 +15,7 @@ from .forward import q_sample
 from .grid import image_grid
 from .devices import randn
 from .sample import record_steps
-from .errors import UsageError
+from .errors import UsageError, check_int
 
 # %% auto #0
 __all__ = ['forward_view', 'forward_explorer', 'record_trajectory', 'trajectory_frame', 'trajectory_explorer']
@@ -39,10 +39,7 @@ def forward_view(
         raise UsageError(f"x0 must be a float image [C, H, W] or batch [B, C, H, W], got {type(x0).__name__} of shape "
                          f"{tuple(getattr(x0, 'shape', ()))}")
     if isinstance(t, Tensor): t = int(t.item()) if t.numel() == 1 and not t.is_floating_point() else t
-    if isinstance(t, bool) or not isinstance(t, (int, np.integer)):
-        raise TypeError(f"t must be an integer timestep index, got {t!r}")
-    t = int(t)
-    if not 0 <= t < S.T: raise UsageError(f"t must be a 0-based index in [0, {S.T}), got {t}")
+    t = check_int(t, 't', 0, S.T - 1, why='a 0-based timestep index')
     if noise is None: noise = randn(x0.shape, generator, x0.device, x0.dtype)
     if noise.shape != x0.shape:
         raise UsageError(f"noise must have the shape of x0 {tuple(x0.shape)}, got {tuple(noise.shape)}")
@@ -99,8 +96,7 @@ def record_trajectory(
     device=None,              # where to sample (default: the model's device, else CPU)
 )->dict:                      # t [K] (0-based indices of x_t), orig_t [K], abar [K], x_t and pred_xstart [K, B, C, H, W], x0 [B, C, H, W]
     "Run ancestral sampling and keep (x_t, x̂_0) at every `every`-th step, on the CPU, for `trajectory_frame`."
-    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
-        raise UsageError(f"every must be a positive integer, got {every!r}")
+    check_int(every, 'every', 1)
     T = diffusion.num_timesteps
     keep = set(range(0, T, every)) | {T - 1}                    # step k of the chain is at index T - 1 - k
     r = record_steps(diffusion.p_sample_loop_progressive(model, tuple(shape), clip_denoised=clip_denoised,
@@ -116,9 +112,7 @@ def trajectory_frame(
 )->dict:           # t, orig_t, abar (numbers), x_t, pred_xstart [B, C, H, W], grid (uint8 [C, H', W']: x_t above x̂_0)
     "Frame `i` of a recorded trajectory: x_t and x̂_0 at that step, and a uint8 grid with x_t in the top row, x̂_0 below."
     K = len(traj['t'])
-    if isinstance(i, bool) or not isinstance(i, (int, np.integer)):
-        raise TypeError(f"i must be an integer frame number, got {i!r}")
-    if not 0 <= i < K: raise UsageError(f"i must be a frame number in [0, {K}), got {i}")
+    i = check_int(i, 'i', 0, K - 1, why='a frame number')
     xt, px = traj['x_t'][i], traj['pred_xstart'][i]
     return dict(t=int(traj['t'][i]), orig_t=int(traj['orig_t'][i]), abar=float(traj['abar'][i]), x_t=xt, pred_xstart=px,
                 grid=image_grid(torch.cat([xt.clamp(-1, 1), px]), nrow=len(xt)))
