@@ -6,11 +6,14 @@
 from __future__ import annotations
 import argparse, dataclasses, errno, json as _json, math, os, sys, time
 from pathlib import Path
+import numpy as np
 import torch
 from fastcore.script import Param
 from fastcore.docments import docments
 from .checkpoint import CheckpointError, build_diffusion, load_model, load_checkpoint, latest_checkpoint
-from .sample import sample, SAMPLERS
+from .sample import sample, available_memory, SAMPLERS
+from .data import DataUnavailableError, load_images, to_model_range, from_model_range
+from .grid import save_image_grid, atomic_file
 from .config import RECIPES, TrainConfig, check_preset, check_recipe, merge_resume
 from .train import train, NonFiniteLossError
 from .machine import pick_device, is_run_dir, check_run_dir
@@ -27,7 +30,6 @@ __all__ = ['DEFAULT_MINUTES', 'DEFAULT_SAMPLER', 'SAMPLER_CALLS', 'TRAIN_DIFFUSI
 
 # %% ../nbs/10_cli.ipynb #0b202308
 def _user_errors():
-    from ddpm_nb.data import DataUnavailableError
     # raised on purpose for what the user asked (UsageError, the checkpoint and data errors) or for the paths they gave;
     # a ValueError or TypeError from inside torch or from a bug of ours is neither, and keeps its traceback
     return (UsageError, CheckpointError, DataUnavailableError, FileNotFoundError, FileExistsError, NotADirectoryError,
@@ -232,7 +234,6 @@ _PEAK_FACTOR = {'.npz': 2, '.png': 6}
 
 def _check_sample_size(n:int, shape:tuple, out:Path)->int:
     "Refuse, before any sampling, `n` samples whose uint8 array (held in memory, and written whole to the output) would not fit; the array's bytes."
-    from ddpm_nb.sample import available_memory
     need = n * math.prod(shape)                               # bytes: N·C·H·W uint8
     peak, free_mem = need * _PEAK_FACTOR[out.suffix.lower()], available_memory()
     import shutil
@@ -281,8 +282,6 @@ def sample_main(
     nbytes = _check_sample_size(n, shape, out)
     if steps is None: steps = min(SAMPLER_CALLS[sampler], diffusion.num_timesteps)   # a model of few steps: all of them
     t0 = time.time()
-    from ddpm_nb.data import from_model_range
-    from ddpm_nb.grid import save_image_grid
     def to_u8(x):                                             # per batch to uint8: memory bounded by uint8 samples
         if n > batch_size and not hasattr(to_u8, 'rate'):    # after the first of several batches: how long all will take
             to_u8.rate = x.shape[0] / max(time.time() - t0, 1e-9)
@@ -295,8 +294,6 @@ def sample_main(
     except FloatingPointError as e:                           # the sampler names the step where the samples stopped being finite
         raise UsageError(f"{e}: the weights in {ckpt} are broken") from None
     if out.suffix.lower() == '.npz':
-        import numpy as np
-        from ddpm_nb.grid import atomic_file
         with atomic_file(out) as f: np.savez(f, arr_0=u8.permute(0, 2, 3, 1).numpy())
         grid = save_image_grid(u8[:64], out.with_suffix('.png')) if shape[0] in (1, 3) else None   # an image holds 1 or 3 channels
     else: grid = save_image_grid(u8, out)
@@ -330,7 +327,6 @@ def bpd_main(
     if k < 1: raise UsageError(f"--k must be at least 1, got {k}")
     if dataset is not None and not str(dataset).strip():
         raise UsageError("--dataset is empty; give a dataset name or path, or leave it out for the model's own")
-    from ddpm_nb.data import load_images, to_model_range
     from tqdm.auto import tqdm
     dev = pick_device(device)
     model, diffusion, cfg = load_model(ckpt, ema=ema, device=dev)
