@@ -11,7 +11,7 @@ import torch
 from fastcore.script import Param
 from fastcore.docments import docments
 from .checkpoint import CheckpointError, build_diffusion, load_model, load_checkpoint, latest_checkpoint
-from .sample import sample, available_memory, SAMPLERS
+from .sample import sample, memory_shortfall, SAMPLERS
 from .data import DataUnavailableError, load_images, to_model_range, from_model_range
 from .grid import save_image_grid, atomic_file
 from .config import RECIPES, TrainConfig, check_preset, check_recipe, merge_resume
@@ -235,11 +235,11 @@ _PEAK_FACTOR = {'.npz': 2, '.png': 6}
 def _check_sample_size(n:int, shape:tuple, out:Path)->int:
     "Refuse, before any sampling, `n` samples whose uint8 array (held in memory, and written whole to the output) would not fit; the array's bytes."
     need = n * math.prod(shape)                               # bytes: N·C·H·W uint8
-    peak, free_mem = need * _PEAK_FACTOR[out.suffix.lower()], available_memory()
+    peak = need * _PEAK_FACTOR[out.suffix.lower()]
     import shutil
     free_disk = shutil.disk_usage(out.parent if str(out.parent) else '.').free
     gb = _bytes
-    if free_mem is not None and peak > free_mem:
+    if (free_mem := memory_shortfall(peak)) is not None:
         raise UsageError(f"--n {n:,} needs {gb(need)} of memory for the samples ({'x'.join(map(str, shape))} bytes each; about {gb(peak)} at the "
                          f"peak for {out.suffix.lower()}), and {gb(free_mem)} is available: use --n {max(1, n * free_mem // peak):,} or less per call (vary --seed)")
     if out.suffix.lower() == '.npz' and need > free_disk:
