@@ -264,7 +264,7 @@ def sample_main(
     precision:str='auto',   # the network's autocast: auto (bf16 where the hardware does it natively), fp32, bf16
     ema:bool=True,          # --no-ema: sample with the raw weights instead of their EMA
     device:str='auto',      # auto, cpu, cuda
-    batch_size:int=100,     # images per sampler call (~100 is fastest on a CPU: 191 img/s against 122 at 500, 2-core EPYC)
+    batch_size:int=100,     # images per sampler call (~100 is fastest on a CPU, 13_benchmarks; more on a GPU)
     force:bool=False,       # overwrite --out (and, for .npz, the grid beside it) if it exists
     progress:bool=True,     # --no-progress: no progress bar
     json:bool=False,        # end with one JSON summary line

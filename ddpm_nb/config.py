@@ -24,7 +24,7 @@ __all__ = ['MAX_IMAGE_SIZE', 'LR_SCHEDULES', 'DEFAULT_STEPS', 'RECIPES', 'RUN_KE
 # %% ../nbs/06c_config.ipynb #eb8549ab
 MAX_IMAGE_SIZE = 2048  # pixels a side: 8x the paper's largest model; one 100000x100000 RGB image alone is 30 GB
 LR_SCHEDULES = ('constant', 'cosine')   # after warm-up; see `lr_at`
-DEFAULT_STEPS = 350    # the paper recipe's default: batch 128, sized for ~15 min of fashion_mnist in fp32 on a 2-core Intel Xeon ('Throughput' in 07_train)
+DEFAULT_STEPS = 350    # the paper recipe's default: batch 128, about 15 minutes of fashion_mnist on 2 CPU cores ('Throughput' in 07_train)
 
 @dataclass
 class TrainConfig:
