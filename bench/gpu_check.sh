@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One call on a lent GPU (the device tool): every GPU check of issues 9 and 13, each with its own time limit; results go
+# One call on a GPU machine: every GPU check, each with its own time limit; results go
 # under $W and are packed into $OUT/results.tgz after each stage (a stage cut by its limit loses only itself).
 # Needs: .whl (fastcore, nbdev, execnb, ipython, diffusers wheels for the device's Python), .data/fashion-mnist (IDX files).
 #   device run: bash bench/gpu_check.sh      (carry: .whl .data)

@@ -8,11 +8,15 @@ import errno, json, os, pickle, shutil, struct, time
 from pathlib import Path
 import torch
 from torch import nn
+import ddpm_nb
+from .diffusion import GaussianDiffusion
+from .respace import SpacedDiffusion
+from .unet import UNet
 
 # %% auto #0
-__all__ = ['CKPT_FILES', 'CKPT_FORMATS', 'MAX_T', 'CheckpointError', 'list_checkpoints', 'latest_checkpoint', 'save_checkpoint',
-           'resolve_checkpoint', 'load_checkpoint', 'build_diffusion', 'model_from_config', 'weights_dir',
-           'shipped_weights', 'load_model']
+__all__ = ['CKPT_FILES', 'CKPT_FORMATS', 'MAX_T', 'CheckpointError', 'list_checkpoints', 'latest_checkpoint', 'replace_dir',
+           'save_checkpoint', 'resolve_checkpoint', 'load_checkpoint', 'build_diffusion', 'model_from_config',
+           'weights_dir', 'shipped_weights', 'load_model']
 
 # %% ../nbs/06a_checkpoint.ipynb #b3b89d82
 CKPT_FILES = ('config.json', 'model.safetensors', 'ema.safetensors', 'state.pt')
@@ -47,6 +51,29 @@ def latest_checkpoint(run_dir)->Path|None:
     c = list_checkpoints(run_dir)
     return c[-1] if c else None
 
+# %% ../nbs/06a_checkpoint.ipynb #3b64fb99
+def replace_dir(
+    tmp,     # a complete directory, written beside `final` (on the same file system)
+    final,   # where it goes; a directory already there is replaced
+)->Path:     # `final`
+    "Put the directory `tmp` in place as `final`, replacing what is there; if that fails, the old `final` stays."
+    tmp, final = Path(tmp), Path(final)
+    for f in sorted(tmp.rglob('*')):
+        if f.is_dir(): _fsync_dir(f)
+        else: _fsync_file(f)
+    _fsync_dir(tmp)
+    old = final.with_name(f'.tmp-old-{final.name}-{os.getpid()}')
+    if final.exists():
+        shutil.rmtree(old, ignore_errors=True)      # the debris of a killed replace by a process with this pid
+        os.rename(final, old)
+        try: os.rename(tmp, final)
+        except BaseException:
+            os.rename(old, final); raise            # the old directory back in place
+    else: os.rename(tmp, final)
+    _fsync_dir(final.parent)
+    shutil.rmtree(old, ignore_errors=True)
+    return final
+
 # %% ../nbs/06a_checkpoint.ipynb #8cf64abb
 def save_checkpoint(
     run_dir,                 # the run directory; the checkpoint becomes run_dir/ckpt-<step>
@@ -69,13 +96,7 @@ def save_checkpoint(
         save_file({k: v.detach().contiguous().cpu() for k, v in model_sd.items()}, str(tmp / 'model.safetensors'))
         save_file({k: v.detach().contiguous().cpu() for k, v in ema_sd.items()}, str(tmp / 'ema.safetensors'))
         if state is not None: torch.save(state, tmp / 'state.pt')
-        for f in tmp.iterdir(): _fsync_file(f)
-        _fsync_dir(tmp)
-        if final.exists():                                    # only when re-saving the same step: move it aside first
-            trash = run_dir / f'.tmp-old-{final.name}-{os.getpid()}'
-            os.rename(final, trash); os.rename(tmp, final); shutil.rmtree(trash, ignore_errors=True)
-        else: os.rename(tmp, final)
-        _fsync_dir(run_dir)
+        replace_dir(tmp, final)                 # fsync, one rename (a re-save of the same step replaces it whole)
     except OSError as e:
         shutil.rmtree(tmp, ignore_errors=True)
         if e.errno != errno.ENOSPC: raise
@@ -157,8 +178,6 @@ def build_diffusion(
     path=None,   # the checkpoint it comes from, named in errors
 ):               # a GaussianDiffusion, or a SpacedDiffusion where the section holds use_timesteps
     "The diffusion of a config.json, through `from_config`; a section it cannot rebuild is a `CheckpointError`."
-    from ddpm_nb.diffusion import GaussianDiffusion
-    from ddpm_nb.respace import SpacedDiffusion
     _check_stored_diffusion(dcfg, f"checkpoint {str(path)!r}" if path is not None else 'config.json')
     cls = SpacedDiffusion if isinstance(dcfg, dict) and 'use_timesteps' in dcfg else GaussianDiffusion
     try: return cls.from_config(dcfg)
@@ -168,7 +187,6 @@ def build_diffusion(
 
 def model_from_config(mcfg:dict)->nn.Module:
     "Rebuild the network from the 'model' section of config.json."
-    from ddpm_nb.unet import UNet
     if not isinstance(mcfg, dict) or not isinstance(mcfg.get('config'), dict):
         raise CheckpointError(f"config.json's model section is {mcfg!r}: it must hold the U-Net's 'config' (restore the file from the run)")
     if mcfg.get('class', 'UNet') != 'UNet':
@@ -178,7 +196,6 @@ def model_from_config(mcfg:dict)->nn.Module:
 # %% ../nbs/06a_checkpoint.ipynb #79e5515c
 def weights_dir()->Path:
     "Where the package's shipped weights live: ddpm_nb/weights/<name>/."
-    import ddpm_nb
     return Path(ddpm_nb.__file__).parent / 'weights'
 
 def shipped_weights()->list[str]:
