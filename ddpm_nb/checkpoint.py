@@ -12,6 +12,7 @@ import ddpm_nb
 from .diffusion import GaussianDiffusion
 from .respace import SpacedDiffusion
 from .unet import UNet
+from .errors import is_int
 
 # %% auto #0
 __all__ = ['CKPT_FILES', 'CKPT_FORMATS', 'MAX_T', 'CheckpointError', 'list_checkpoints', 'latest_checkpoint', 'replace_dir',
@@ -101,8 +102,9 @@ def save_checkpoint(
         shutil.rmtree(tmp, ignore_errors=True)
         if e.errno != errno.ENOSPC: raise
         prev = latest_checkpoint(run_dir)
-        raise OSError(errno.ENOSPC, f"no space left on the device of {str(run_dir)!r} while saving step {step}; nothing was "
-                      f"half-written and the last good checkpoint is {str(prev) if prev else 'none'}: free some space and --resume") from None
+        raise OSError(errno.ENOSPC, f"no space left on the device of {str(run_dir)!r} while saving step {step}; "
+                      f"nothing was half-written and the last good checkpoint is {str(prev) if prev else 'none'}: "
+                      f"free some space and --resume") from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True); raise
     for old in list_checkpoints(run_dir)[:-keep]: shutil.rmtree(old, ignore_errors=True)
@@ -116,7 +118,8 @@ def resolve_checkpoint(path)->Path:
     p = Path(path)
     if not p.exists(): raise FileNotFoundError(f"checkpoint {str(p)!r} does not exist")
     if p.is_file():
-        raise FileNotFoundError(f"{str(p)!r} is a file; give the checkpoint directory that holds it ({str(p.parent)!r})")
+        raise FileNotFoundError(f"{str(p)!r} is a file; give the checkpoint directory that holds it "
+                                f"({str(p.parent)!r})")
     if (p / 'config.json').exists() or p.name.startswith('ckpt-'): return p
     c = latest_checkpoint(p)
     if c is None: raise FileNotFoundError(f"no checkpoint in {str(p)!r}: expected a ckpt-* directory or config.json")
@@ -131,19 +134,21 @@ def load_checkpoint(
     from safetensors import SafetensorError
     from safetensors.torch import load_file
     p = resolve_checkpoint(path)
-    need = ['config.json', 'ema.safetensors'] + ([] if ema_only else ['model.safetensors']) + (['state.pt'] if state else [])
+    need = (['config.json', 'ema.safetensors'] + ([] if ema_only else ['model.safetensors'])
+            + (['state.pt'] if state else []))
     missing = [f for f in need if not (p / f).is_file()]
     if missing: raise CheckpointError(f"checkpoint {str(p)!r} is incomplete: missing {', '.join(missing)}")
     out = {'path': p, 'model': None, 'ema': None, 'state': None}
     try: out['config'] = json.loads((p / 'config.json').read_text())
-    except (ValueError, UnicodeDecodeError, RecursionError) as e:      # RecursionError: arrays nested too deep to decode
+    # RecursionError: arrays nested too deep to decode
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
         raise CheckpointError(f"checkpoint {str(p)!r}: config.json is not valid JSON ({e})") from None
     if not isinstance(out['config'], dict) or 'model' not in out['config'] or 'diffusion' not in out['config']:
         raise CheckpointError(f"checkpoint {str(p)!r}: config.json lacks the 'model' and 'diffusion' sections")
     fmt = out['config'].get('format')
     if fmt not in CKPT_FORMATS:
-        raise CheckpointError(f"checkpoint {str(p)!r} has format {fmt!r}; this release of ddpm_nb reads {', '.join(CKPT_FORMATS)} "
-                              f"(a newer checkpoint needs a newer ddpm_nb)")
+        raise CheckpointError(f"checkpoint {str(p)!r} has format {fmt!r}; this release of ddpm_nb reads "
+                              f"{', '.join(CKPT_FORMATS)} (a newer checkpoint needs a newer ddpm_nb)")
     for k in ['ema'] + ([] if ema_only else ['model']):
         try: out[k] = load_file(str(p / f'{k}.safetensors'))
         except (SafetensorError, OSError) as e:
@@ -151,27 +156,34 @@ def load_checkpoint(
                                   f"{str(e)[:100]})") from None
     if state:                                    # below: what a truncated, garbled or pickled file raises, nothing else
         try: out['state'] = torch.load(p / 'state.pt', weights_only=True, map_location='cpu')
-        except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError, struct.error) as e: raise CheckpointError(f"checkpoint {str(p)!r}: state.pt is corrupt or not weights-only ({type(e).__name__}), so it is not loaded; "
-                                                     f"move {p.name} out of the run directory and --resume continues from the checkpoint before it, or start a new run") from None
+        except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError, struct.error) as e:
+            raise CheckpointError(f"checkpoint {str(p)!r}: state.pt is corrupt or not weights-only "
+                                  f"({type(e).__name__}), so it is not loaded; move {p.name} out of the run directory and --resume continues "
+                                  f"from the checkpoint before it, or start a new run") from None
     return out
 
 # %% ../nbs/06a_checkpoint.ipynb #5ab8b308
 MAX_T = 100_000   # diffusion steps: far beyond any published model (1000-4000), and a few MB per schedule array
 
 def _check_stored_diffusion(dcfg, where:str):
-    "The diffusion section's T and schedule bounds checked before anything is allocated: a CheckpointError naming the file."
-    if not isinstance(dcfg, dict): raise CheckpointError(f"{where}: config.json's diffusion section is {dcfg!r}, not a mapping")
+    "The diffusion section's T and β bounds, checked before anything is allocated: a CheckpointError naming the file."
+    if not isinstance(dcfg, dict):
+        raise CheckpointError(f"{where}: config.json's diffusion section is {dcfg!r}, not a mapping")
     T = dcfg.get('T')
-    if 'T' in dcfg and (isinstance(T, bool) or not isinstance(T, int) or not 1 <= T <= MAX_T):     # a missing T: build_diffusion lists it
-        raise CheckpointError(f"{where}: config.json's diffusion T is {T!r}; it must be an integer in [1, {MAX_T}] (restore the file from the run)")
+    if 'T' in dcfg and not (is_int(T) and 1 <= T <= MAX_T):     # a missing T: build_diffusion lists it
+        raise CheckpointError(f"{where}: config.json's diffusion T is {T!r}; it must be an integer in [1, {MAX_T}] "
+                              f"(restore the file from the run)")
     b = dcfg.get('betas')
     if dcfg.get('beta_schedule') == 'custom' and 'betas' in dcfg and not (isinstance(b, list) and all(
             isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < 1 for v in b)):
-        raise CheckpointError(f"{where}: config.json's stored betas must be a list of numbers in (0, 1) (restore the file from the run)")
+        raise CheckpointError(f"{where}: config.json's stored betas must be a list of numbers in (0, 1) "
+                              f"(restore the file from the run)")
     for k in ('beta_start', 'beta_end'):
         v = dcfg.get(k)
-        if dcfg.get('beta_schedule') != 'custom' and k in dcfg and (isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < 1):
-            raise CheckpointError(f"{where}: config.json's diffusion {k} is {v!r}; a β must lie in (0, 1) (restore the file from the run)")
+        bad = isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < 1
+        if dcfg.get('beta_schedule') != 'custom' and k in dcfg and bad:
+            raise CheckpointError(f"{where}: config.json's diffusion {k} is {v!r}; a β must lie in (0, 1) "
+                                  f"(restore the file from the run)")
 
 def build_diffusion(
     dcfg:dict,   # config.json's diffusion section: a `to_config` dict, or an older file's
@@ -188,7 +200,8 @@ def build_diffusion(
 def model_from_config(mcfg:dict)->nn.Module:
     "Rebuild the network from the 'model' section of config.json."
     if not isinstance(mcfg, dict) or not isinstance(mcfg.get('config'), dict):
-        raise CheckpointError(f"config.json's model section is {mcfg!r}: it must hold the U-Net's 'config' (restore the file from the run)")
+        raise CheckpointError(f"config.json's model section is {mcfg!r}: it must hold the U-Net's 'config' "
+                              f"(restore the file from the run)")
     if mcfg.get('class', 'UNet') != 'UNet':
         raise CheckpointError(f"unknown model class {mcfg.get('class')!r} in config.json (expected 'UNet')")
     return UNet(**mcfg['config'])
@@ -210,13 +223,16 @@ def load_model(
 )->tuple:                  # (model in eval mode, GaussianDiffusion, config dict)
     "The trained network, its diffusion and its config from a checkpoint or a shipped name."
     name = str(os.fspath(ckpt))
-    if not name.strip(): raise FileNotFoundError("no checkpoint given (an empty path): give a checkpoint dir, a run dir or a shipped model name")
+    if not name.strip():
+        raise FileNotFoundError("no checkpoint given (an empty path): give a checkpoint dir, a run dir or a shipped "
+                                "model name")
     try: p = Path(name).expanduser()
-    except RuntimeError as e: raise FileNotFoundError(f"no checkpoint {name!r}: its '~' names no home directory here ({e})") from None
+    except RuntimeError as e:
+        raise FileNotFoundError(f"no checkpoint {name!r}: its '~' names no home directory here ({e})") from None
     if not p.exists():
         if name in ('', '.', '..') or '/' in name or '\\' in name:     # a shipped name is a plain name; paths are paths
-            raise FileNotFoundError(f"no checkpoint {name!r}: no such path (a shipped model name is a plain name such as "
-                                    f"{(shipped_weights() or ['fashion_mnist'])[0]!r})")
+            raise FileNotFoundError(f"no checkpoint {name!r}: no such path (a shipped model name is a plain name "
+                                    f"such as {(shipped_weights() or ['fashion_mnist'])[0]!r})")
         w = weights_dir() / name
         if not (w / 'config.json').is_file():
             names = shipped_weights()
@@ -224,7 +240,8 @@ def load_model(
                                     f"(shipped: {', '.join(names) if names else 'none'})")
         p = w
     if not ema and p.resolve().parent == weights_dir().resolve() and not (p / 'model.safetensors').is_file():
-        raise CheckpointError(f"the shipped model {p.name!r} holds only its EMA weights (what sampling uses); leave out --no-ema")
+        raise CheckpointError(f"the shipped model {p.name!r} holds only its EMA weights (what sampling uses); "
+                              f"leave out --no-ema")
     ck = load_checkpoint(p, state=False, ema_only=ema)
     sd, where = ck['ema' if ema else 'model'], f"checkpoint {str(ck['path'])!r}"
     try:
@@ -237,8 +254,9 @@ def load_model(
     # checked before a single weight of the config's model is allocated
     if bad:
         k = sorted(bad)[0]
-        raise CheckpointError(f"{where}: the weights do not fit the model in config.json ({len(bad)} tensors differ, e.g. {k}: "
-                              f"config {shapes.get(k, 'absent')}, file {tuple(sd[k].shape) if k in sd else 'absent'})")
+        raise CheckpointError(f"{where}: the weights do not fit the model in config.json ({len(bad)} tensors differ, "
+                              f"e.g. {k}: config {shapes.get(k, 'absent')}, "
+                              f"file {tuple(sd[k].shape) if k in sd else 'absent'})")
     nonfinite = [k for k, v in sd.items() if v.is_floating_point() and not torch.isfinite(v).all()]
     if nonfinite:
         raise CheckpointError(f"{where}: {len(nonfinite)} weight tensors hold NaN or inf (e.g. {nonfinite[0]}); the "
