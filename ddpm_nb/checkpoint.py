@@ -158,8 +158,8 @@ def load_checkpoint(
         try: out['state'] = torch.load(p / 'state.pt', weights_only=True, map_location='cpu')
         except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError, struct.error) as e:
             raise CheckpointError(f"checkpoint {str(p)!r}: state.pt is corrupt or not weights-only "
-                                  f"({type(e).__name__}), so it is not loaded; move {p.name} out of the run directory and --resume continues "
-                                  f"from the checkpoint before it, or start a new run") from None
+                                  f"({type(e).__name__}), so it is not loaded; move {p.name} out of the run directory "
+                                  f"and --resume continues from the checkpoint before it, or start a new run") from None
     return out
 
 # %% ../nbs/06a_checkpoint.ipynb #5ab8b308
