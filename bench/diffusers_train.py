@@ -1,29 +1,30 @@
-"""The peer a user would pick instead of ddpm_nb: diffusers trained with diffusers' recipe, or with ddpm_nb's `fast` recipe.
+"""The peer a user would pick instead of ddpm_nb: diffusers trained with diffusers' recipe, or with ddpm_nb's `fast`
+recipe.
 
 `--recipe diffusers` (the default) is what diffusers' `examples/unconditional_image_generation/train_unconditional.py`
-does, as a user runs it on a CPU (fp32): `UNet2DModel` of the same shape as ddpm_nb's preset (`UNet.to_diffusers_config`,
-the same initial weights), `DDPMScheduler` (linear β, 1000 steps, ε-prediction), `F.mse_loss` on ε, AdamW (lr 2e-4,
-β = (0.95, 0.999), weight decay 1e-6, ε 1e-8), cosine decay with linear warm-up (`get_cosine_schedule_with_warmup`),
-gradient clipping at 1, random horizontal flips, batch 128, and `EMAModel` with its warm-up (inv_gamma 1, power 3/4,
-max decay 0.9999).
+does, as a user runs it on a CPU (fp32): `UNet2DModel` of the same shape as ddpm_nb's preset
+(`UNet.to_diffusers_config`, the same initial weights), `DDPMScheduler` (linear β, 1000 steps, ε-prediction),
+`F.mse_loss` on ε, AdamW (lr 2e-4, β = (0.95, 0.999), weight decay 1e-6, ε 1e-8), cosine decay with linear warm-up
+(`get_cosine_schedule_with_warmup`), gradient clipping at 1, random horizontal flips, batch 128, and `EMAModel` with its
+warm-up (inv_gamma 1, power 3/4, max decay 0.9999).
 
 `--recipe fast` is the comparison on equal terms: diffusers' network, scheduler and EMA trained with ddpm_nb's own
 `fast` recipe (`ddpm_nb.config.RECIPES['fast']` on `TrainConfig`'s defaults). `UNet2DModel` of the fast recipe's network
 (the preset with 24 channels, no attention, 8 groups, dropout 0; the same initial weights), `DDPMScheduler` (linear β
-1e-4..0.02, T = 1000, ε-prediction), `F.mse_loss` on ε, Adam (not AdamW: lr 1e-3, β = (0.9, 0.999), ε 1e-8, no weight
-decay, fused as ddpm_nb's trainer runs it), ddpm_nb's `lr_at` (linear warm-up over 100 steps, then cosine to zero over the
-planned steps), gradient clipping at 1, batch 32 drawn epoch by epoch (`DataOrder`), ddpm_nb's random flips where the
-data allow them (`default_flip`), bf16 autocast where `resolve_precision('auto', cpu)` picks it (CPUs with
-AMX/AVX512-BF16), and diffusers' own `EMAModel` with warm-up (inv_gamma 1, power 2/3: its advice for short runs) in place
-of ddpm_nb's power-function EMA.
+1e-4..0.02, T = 1000, ε-prediction), `F.mse_loss` on ε, Adam (not AdamW: lr 1e-3, β = (0.9, 0.999), ε 1e-8, no
+weight decay, fused as ddpm_nb's trainer runs it), ddpm_nb's `lr_at` (linear warm-up over 100 steps, then cosine to
+zero over the planned steps), gradient clipping at 1, batch 32 drawn epoch by epoch (`DataOrder`), ddpm_nb's random
+flips where the data allow them (`default_flip`), bf16 autocast where `resolve_precision('auto', cpu)` picks it (CPUs
+with AMX/AVX512-BF16), and diffusers' own `EMAModel` with warm-up (inv_gamma 1, power 2/3: its advice for short runs)
+in place of ddpm_nb's power-function EMA.
 
 The length is `--steps N` (a fixed number of optimizer steps, the cosine planned over them: the same work whatever the
 machine's load) or `--minutes M` (wall-clock: the cosine is planned over the number of steps that fit, measured on the
 first steps; a user would pick `--num_epochs` to fit; this gives the peer the best plan it could have). Checkpoints are
 written in ddpm_nb's format (EMA weights converted with `UNet.from_diffusers`; the config records the recipe, the steps,
-the images seen, the precision and the seconds; the diffusion section records the variance `DDPMScheduler` samples with),
-the last one when the run ends, so `ddpm_nb.checkpoint.load_model` loads them and `ddpm_nb.evaluate.score_run` scores both
-libraries' runs with the same sampler and the same classifier.
+the images seen, the precision and the seconds; the diffusion section records the variance `DDPMScheduler` samples
+with), the last one when the run ends, so `ddpm_nb.checkpoint.load_model` loads them and `ddpm_nb.evaluate.score_run`
+scores both libraries' runs with the same sampler and the same classifier.
 
     python bench/diffusers_train.py --minutes 15 --out runs/diffusers_15min                 # diffusers' recipe
     python bench/diffusers_train.py --recipe fast --steps 5383 --out runs/diffusers_fast    # ddpm_nb's fast recipe
@@ -47,9 +48,10 @@ def recipe_defaults(recipe:str)->dict:
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     ap.add_argument('--recipe', choices=('diffusers', 'fast'), default='diffusers',
-                    help="diffusers' train_unconditional recipe, or ddpm_nb's 'fast' recipe on diffusers' network, scheduler and EMA")
+                    help="diffusers' train_unconditional recipe, or ddpm_nb's 'fast' recipe on diffusers' network, "
+                         "scheduler and EMA")
     ap.add_argument('--minutes', type=float, default=None,
                     help='wall-clock budget (training only; data loading excluded); default 15 unless --steps is given')
     ap.add_argument('--steps', type=int, default=None, help='a fixed number of optimizer steps instead of --minutes')
@@ -57,11 +59,14 @@ def main(argv=None):
     ap.add_argument('--preset', default='fashion_mnist', help='ddpm_nb UNet preset whose shape the UNet2DModel takes')
     ap.add_argument('--dataset', default='fashion_mnist')
     ap.add_argument('--batch-size', type=int, default=None, help="default: the recipe's (diffusers 128, fast 32)")
-    ap.add_argument('--lr', type=float, default=None, help="peak learning rate; default: the recipe's (diffusers 2e-4, fast 1e-3)")
+    ap.add_argument('--lr', type=float, default=None,
+                    help="peak learning rate; default: the recipe's (diffusers 2e-4, fast 1e-3)")
     ap.add_argument('--warmup', type=int, default=None,
-                    help="linear warm-up steps; default: the recipe's (diffusers 500, capped at 10%% of the planned steps; fast 100)")
+                    help="linear warm-up steps; default: the recipe's (diffusers 500, capped at 10%% of the planned "
+                         "steps; fast 100)")
     ap.add_argument('--precision', choices=('auto', 'fp32', 'bf16'), default=None,
-                    help="autocast of the forward pass; default: the recipe's (diffusers fp32 as a user runs it, fast 'auto')")
+                    help="autocast of the forward pass; default: the recipe's (diffusers fp32 as a user runs it, "
+                         "fast 'auto')")
     ap.add_argument('--save-every-minutes', type=float, default=3.0)
     ap.add_argument('--seed', type=int, default=0)
     ap.add_argument('--threads', type=int, default=None, help='torch threads (default: all cores)')
@@ -99,7 +104,8 @@ def main(argv=None):
     sched = DDPMScheduler(num_train_timesteps=1000, beta_schedule='linear', beta_start=1e-4, beta_end=0.02,
                           prediction_type='epsilon')
     if fast:
-        tc = TrainConfig.from_recipe('fast')          # Adam's betas, eps and weight decay, the clipping: ddpm_nb's defaults
+        # Adam's betas, eps and weight decay, the clipping: ddpm_nb's defaults
+        tc = TrainConfig.from_recipe('fast')
         opt = torch.optim.Adam(net.parameters(), lr=a.lr, betas=tuple(tc.adam_betas), eps=tc.adam_eps,
                                weight_decay=tc.weight_decay, fused=True)
         clip, flips = tc.grad_clip, default_flip(a.dataset)
@@ -136,25 +142,33 @@ def main(argv=None):
         return loss.item()
 
     var = VARIANCE.get(sched.config.variance_type)
-    if var is None: raise SystemExit(f"DDPMScheduler's variance_type {sched.config.variance_type!r} has no ddpm_nb model_var_type")
-    hyper = (dict(optimizer='Adam (fused)', lr=a.lr, betas=list(tc.adam_betas), eps=tc.adam_eps, weight_decay=tc.weight_decay,
-                  lr_schedule="ddpm_nb.config.lr_at: linear warm-up, cosine to 0", grad_clip=clip, data_order='epochs (DataOrder)',
-                  random_flip=flips, ema="diffusers EMAModel(use_ema_warmup=True, inv_gamma=1, power=2/3, decay=0.9999)")
+    if var is None:
+        raise SystemExit(f"DDPMScheduler's variance_type {sched.config.variance_type!r} has no ddpm_nb model_var_type")
+    hyper = (dict(optimizer='Adam (fused)', lr=a.lr, betas=list(tc.adam_betas), eps=tc.adam_eps,
+                  weight_decay=tc.weight_decay, lr_schedule="ddpm_nb.config.lr_at: linear warm-up, cosine to 0",
+                  grad_clip=clip, data_order='epochs (DataOrder)', random_flip=flips,
+                  ema="diffusers EMAModel(use_ema_warmup=True, inv_gamma=1, power=2/3, decay=0.9999)")
              if fast else
              dict(optimizer='AdamW', lr=a.lr, betas=[0.95, 0.999], eps=1e-8, weight_decay=1e-6,
                   lr_schedule='get_cosine_schedule_with_warmup', grad_clip=clip, data_order='uniform with replacement',
-                  random_flip=flips, ema="diffusers EMAModel(use_ema_warmup=True, inv_gamma=1, power=3/4, decay=0.9999)"))
-    what = ("ddpm_nb's 'fast' recipe on diffusers (UNet2DModel, DDPMScheduler, Adam, lr_at cosine, bf16 autocast where native, EMAModel power 2/3)"
-            if fast else "diffusers' train_unconditional.py recipe (UNet2DModel, DDPMScheduler, AdamW, cosine, EMAModel)")
+                  random_flip=flips,
+                  ema="diffusers EMAModel(use_ema_warmup=True, inv_gamma=1, power=3/4, decay=0.9999)"))
+    what = ("ddpm_nb's 'fast' recipe on diffusers (UNet2DModel, DDPMScheduler, Adam, lr_at cosine, "
+            "bf16 autocast where native, EMAModel power 2/3)"
+            if fast else
+            "diffusers' train_unconditional.py recipe (UNet2DModel, DDPMScheduler, AdamW, cosine, EMAModel)")
     config = {'format': CKPT_FORMATS[-1], 'model': {'class': 'UNet', 'config': dict(ours.config, dropout=0.0)},
-              'diffusion': GaussianDiffusion.from_config(   # DDPMScheduler's process, and the variance its step samples with
+              # DDPMScheduler's process, and the variance its step samples with
+              'diffusion': GaussianDiffusion.from_config(
                   dict(beta_schedule='linear', T=1000, beta_start=1e-4, beta_end=0.02, model_mean_type='eps',
                        model_var_type=var, loss_type='mse')).to_config(),
               'dataset': {'name': a.dataset, 'split': 'train', 'n': N, 'shape': [C, H, W]},
               'machine': {'device': 'cpu', 'precision': prec, 'precision_why': why, 'torch': torch.__version__,
                           'threads': torch.get_num_threads()},
               'provenance': {'what': what, 'recipe': a.recipe,
-                             'command': 'python bench/diffusers_train.py ' + ' '.join(f'--{k.replace("_", "-")} {v}' for k, v in vars(a).items() if v is not None),
+                             'command': 'python bench/diffusers_train.py '
+                                        + ' '.join(f'--{k.replace("_", "-")} {v}'
+                                                   for k, v in vars(a).items() if v is not None),
                              'machine': platform.processor() or platform.machine(), 'threads': torch.get_num_threads(),
                              'precision': prec, 'lr': a.lr, 'batch_size': a.batch_size, **hyper}}
 
@@ -198,7 +212,8 @@ def main(argv=None):
         losses.append(step(lr_sched)); n += 1
         el = time.time() - t0
         if n % 10 == 0:
-            print(json.dumps({'step': n, 'loss': sum(losses) / len(losses), 'lr': lr, 'elapsed': round(el, 1)}), flush=True)
+            print(json.dumps({'step': n, 'loss': sum(losses) / len(losses), 'lr': lr, 'elapsed': round(el, 1)}),
+                  flush=True)
             losses = []
         if el >= budget or n >= planned:
             save(n, el); break

@@ -3,7 +3,7 @@ shape and weights, at a sampling batch, under each precision, thread count and m
 markdown table (images per second, and ddpm_nb's ratio to diffusers in the same setting) and writes it as JSON.
 
     python bench/inference_speed.py --json bench/results/2026-12-05_cpu_inference.json [--batch 100] [--reps 20]
-    python bench/inference_speed.py --json out.json --compile --threads 2 --layouts contiguous   # torch.compile rows too
+    python bench/inference_speed.py --json out.json --compile --threads 2 --layouts contiguous  # torch.compile rows too
 
 With --compile each setting also gets a row of both networks under `torch.compile` (inductor), and the row records
 the cold compile: the first call's seconds minus a warm call's, the cost a sampling run pays once per process.
@@ -77,7 +77,8 @@ def main(argv=None):
                     if layout == 'channels_last': x = x.contiguous(memory_format=torch.channels_last)
                     t = torch.randint(0, 1000, (a.batch,))
                     fmt = torch.channels_last if layout == 'channels_last' else torch.contiguous_format
-                    ours.to(memory_format=fmt); theirs_m.to(memory_format=fmt)       # both networks' weights, as the input
+                    # both networks' weights, as the input
+                    ours.to(memory_format=fmt); theirs_m.to(memory_format=fmt)
                     f_ours, f_theirs, extra = ours, theirs, {}
                     if layout == 'compiled':                   # a fresh compile per setting: its cold cost is measured
                         torch._dynamo.reset()
@@ -90,10 +91,12 @@ def main(argv=None):
                     r_theirs = rate(f_theirs, x, t, precision, a.reps)
                     rows.append(dict(network=name, threads=threads, precision=precision, layout=layout,
                                      ddpm_nb=r_ours, diffusers=r_theirs, ratio=r_ours / r_theirs, **extra))
-                    cs = f" (compile {extra['compile_s_ddpm_nb']:.0f} s / {extra['compile_s_diffusers']:.0f} s)" if extra else ''
+                    cs = (f" (compile {extra['compile_s_ddpm_nb']:.0f} s / {extra['compile_s_diffusers']:.0f} s)"
+                          if extra else '')
                     print(f"| {name} | {threads} | {precision} | {layout}{cs} | {r_ours:.0f} | {r_theirs:.0f} "
                           f"| {r_ours / r_theirs:.2f} |", flush=True)
-    out = dict(date=time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()), machine=platform.processor() or platform.machine(),
+    out = dict(date=time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()),
+               machine=platform.processor() or platform.machine(),
                cpu_flags=sorted(cpu_flags() & {'avx2', 'avx512f', 'avx512_bf16', 'amx_bf16'}), torch=torch.__version__,
                batch=a.batch, reps=a.reps, load_before=load0, load_after=os.getloadavg(), rows=rows)
     Path(a.json).write_text(json.dumps(out, indent=1))

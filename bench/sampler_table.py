@@ -44,7 +44,9 @@ def main(argv=None):
     done = set()
     if out.exists():
         for line in out.read_text().splitlines():
-            r = json.loads(line); done.add((r['model'], r['sampler'], r['variance_asked'], r['steps'], r['precision_asked'], r['seed'], r['n']))
+            r = json.loads(line)
+            done.add((r['model'], r['sampler'], r['variance_asked'], r['steps'], r['precision_asked'],
+                      r['seed'], r['n']))
     for prec in a.precision.split(','):
         for seed in [int(s) for s in a.seeds.split(',')]:
             for name, var, steps in parse_rows(a.rows):
@@ -57,10 +59,11 @@ def main(argv=None):
                                batch_size=a.batch_size, variance=var, precision=prec, plan=plan)
                     sec = time.time() - t0
                     f = fmnist_features(x)
-                    row = dict(model=m, step=cfg.get('step'), elapsed=cfg.get('elapsed'), sampler=name, variance_asked=var, steps=steps,
-                               precision_asked=prec, seed=seed, n=a.n, plan=plan, seconds=round(sec, 1),
-                               load_before=load0, load_after=os.getloadavg()[0], torch=torch.__version__,
-                               threads=torch.get_num_threads(), date=time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()))
+                    row = dict(model=m, step=cfg.get('step'), elapsed=cfg.get('elapsed'), sampler=name,
+                               variance_asked=var, steps=steps, precision_asked=prec, seed=seed, n=a.n, plan=plan,
+                               seconds=round(sec, 1), load_before=load0, load_after=os.getloadavg()[0],
+                               torch=torch.__version__, threads=torch.get_num_threads(),
+                               date=time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()))
                     for k, fr in fref.items():
                         km, ks = kid_from_features(f, fr)
                         row[k] = dict(fid=fid_from_features(f, fr), kid_mean=km, kid_std=ks)

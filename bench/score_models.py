@@ -1,9 +1,9 @@
 """Score trained models with the quality protocol of 14_quality, and (optionally) their test-set bits/dim.
 
 For each run or checkpoint: FID/KID of 1000 samples (100-step respaced ancestral, and DDIM 50) against the first 1000
-test images, in the Fashion-MNIST classifier's space, plus the floor (the first 1000 training images against the same test
-images). With --bpd, the bound on all 10 000 test images by the stratified estimator (K=20 geometric strata) with its 95%
-interval. Writes one JSON file.
+test images, in the Fashion-MNIST classifier's space, plus the floor (the first 1000 training images against the same
+test images). With --bpd, the bound on all 10 000 test images by the stratified estimator (K=20 geometric strata) with
+its 95% interval. Writes one JSON file.
 
     python bench/score_models.py runs/fashion_mnist runs/diffusers_15min --json runs/scores.json [--bpd] [--device cuda]
 """
@@ -23,7 +23,8 @@ def main(argv=None):
     ap.add_argument('--bpd-n', type=int, default=10_000)
     ap.add_argument('--device', default='cpu')
     ap.add_argument('--batch-size', type=int, default=1000)
-    ap.add_argument('--grid', default=None, help='also save a grid of 64 DDIM-100 samples of each run into this directory')
+    ap.add_argument('--grid', default=None,
+                    help='also save a grid of 64 DDIM-100 samples of each run into this directory')
     a = ap.parse_args(argv)
     from ddpm_nb.evaluate import score_run, reference_images, bpd_stratified, mean_ci
     from ddpm_nb.metrics import fid_kid
@@ -35,18 +36,22 @@ def main(argv=None):
     from functools import partial
     dev = torch.device(a.device)
     ref = reference_images('fashion_mnist', a.n)
-    out = {'date': time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()), 'device': str(dev), 'n': a.n, 'torch': torch.__version__,
-           'gpu': torch.cuda.get_device_name() if dev.type == 'cuda' else None, 'models': {}}
-    floor = fid_kid(load_images('fashion_mnist', 'train')[0][:a.n], ref, feature_fn=partial(fmnist_features, device=dev))
+    out = {'date': time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime()), 'device': str(dev), 'n': a.n,
+           'torch': torch.__version__, 'gpu': torch.cuda.get_device_name() if dev.type == 'cuda' else None,
+           'models': {}}
+    floor = fid_kid(load_images('fashion_mnist', 'train')[0][:a.n], ref,
+                    feature_fn=partial(fmnist_features, device=dev))
     out['floor_train_vs_test'] = {k: floor[k] for k in ('fid', 'kid_mean', 'kid_std')}
     print(f"floor (train vs test, n={a.n}): FID {floor['fid']:.3f}", flush=True)
     for run in a.runs:
         res = {}
         for proto in a.protocols.split(','):
             s, k = proto.split(':')
-            r = score_run(run, n=a.n, sampler=s, steps=int(k), last_only=True, ref=ref, device=dev, batch_size=a.batch_size)[-1]
+            r = score_run(run, n=a.n, sampler=s, steps=int(k), last_only=True, ref=ref, device=dev,
+                          batch_size=a.batch_size)[-1]
             res[f'{s} {k}'] = r
-            print(f"{run}: {s} {k}: FID {r['fid']:.3f} KID {r['kid_mean']:.5f} (step {r['step']}, {r['seconds']:.0f} s)", flush=True)
+            print(f"{run}: {s} {k}: FID {r['fid']:.3f} KID {r['kid_mean']:.5f} "
+                  f"(step {r['step']}, {r['seconds']:.0f} s)", flush=True)
         if a.grid:
             model, diffusion, cfg = load_model(run, device=dev)
             x = sample(model, diffusion, 64, "ddim", 100, generator=torch.Generator().manual_seed(0), device=dev)
@@ -56,8 +61,8 @@ def main(argv=None):
             test = load_images('fashion_mnist', 'test')[0][:a.bpd_n]
             t0 = time.time(); g = torch.Generator().manual_seed(0); vals = []
             for i in range(0, len(test), 1000):
-                vals.append(bpd_stratified(diffusion, model, to_model_range(test[i:i + 1000]).to(dev), k=20, generator=g,
-                                           spacing='geometric', batch_size=a.batch_size * 4)['bpd'])
+                vals.append(bpd_stratified(diffusion, model, to_model_range(test[i:i + 1000]).to(dev), k=20,
+                                           generator=g, spacing='geometric', batch_size=a.batch_size * 4)['bpd'])
             ci = mean_ci(torch.cat(vals))
             res['bpd'] = dict(ci, seconds=time.time() - t0, estimator='stratified, K=20 geometric')
             print(f"{run}: bpd {ci['mean']:.4f} [{ci['lo']:.4f}, {ci['hi']:.4f}] on {ci['n']} test images", flush=True)

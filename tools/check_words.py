@@ -17,10 +17,12 @@ PATTERNS = [
     ('issue number', r"\bissues?\s*#?\s*\d+\b|\(#\d+\)"),
     ('the issue',    r"\bthe issue(?:'s)?\b(?!\s+(?:of|with|is that))"),
     ('lent',         r"\blent\b"),
-    ('round',        r"\b(?:first|second|third|fourth|next|last|later|earlier|previous|this|that|two|three|each)\s+rounds?\b"
+    ('round',        r"\b(?:first|second|third|fourth|next|last|later|earlier|previous|this|that|two|three|each)"
+                     r"\s+rounds?\b"
                      r"|\brounds?\s+of\s+(?:ablation|work|review|experiments?)\b"),
     ('brief',        r"\bthe brief\b|\bbrief(?:'s)?\s+(?:formula|says|asks)\b"),
-    ('target met',   r"\btargets?\b[^.|\n]{0,80}?\b(?:met|meets|not met|missed)\b|\b(?:meets?|met)\b[^.|\n]{0,40}\btargets?\b"),
+    ('target met',   r"\btargets?\b[^.|\n]{0,80}?\b(?:met|meets|not met|missed)\b"
+                     r"|\b(?:meets?|met)\b[^.|\n]{0,40}\btargets?\b"),
     ('session',      r"\bsessions?\b"),
     ('project history', r"\bthe project set itself\b|\bran out\b|\bhelpers?\b(?=[^.\n]{0,40}\b(?:wrote|ran|worked)\b)"
                         r"|\.\./shared/|\bshared/seed\b"),
@@ -66,7 +68,8 @@ def check_file(path):
 
 def default_files(root):
     root = Path(root)
-    nbs = sorted(p for p in (root / 'nbs').rglob('*.ipynb') if '.ipynb_checkpoints' not in p.parts and '_proc' not in p.parts)
+    nbs = sorted(p for p in (root / 'nbs').rglob('*.ipynb')
+                 if '.ipynb_checkpoints' not in p.parts and '_proc' not in p.parts)
     return [root / 'README.md', *nbs, *sorted((root / 'ddpm_nb').glob('*.py'))]
 
 def main(argv):
@@ -74,7 +77,8 @@ def main(argv):
     files = [Path(a) for a in argv] or default_files(root)
     hits = [h for f in files if Path(f).exists() for h in check_file(f)]
     for where, name, phrase, line in hits: print(f'{where}: {name} "{phrase}" | {line[:160]}')
-    if hits: print(f'\n{len(hits)} phrase(s) about the project, not for the reader: reword them (see tools/check_words.py)')
+    if hits:
+        print(f'\n{len(hits)} phrase(s) about the project, not for the reader: reword them (see tools/check_words.py)')
     return 1 if hits else 0
 
 if __name__ == '__main__': sys.exit(main(sys.argv[1:]))

@@ -11,7 +11,8 @@ import json, re, sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-HEADER = '<!-- generated from nbs/index.ipynb by tools/readme.py: edit the notebook, then run `python tools/readme.py` -->\n'
+HEADER = ('<!-- generated from nbs/index.ipynb by tools/readme.py: edit the notebook, '
+          'then run `python tools/readme.py` -->\n')
 
 def _src(cell): return ''.join(cell['source']) if isinstance(cell['source'], list) else cell['source']
 
@@ -41,7 +42,8 @@ def main(argv):
     text, readme = render(), ROOT / 'README.md'
     if '--check' in argv:
         if readme.read_text() != text:
-            print('README.md is not what nbs/index.ipynb gives: edit the notebook, then run python tools/readme.py'); return 1
+            print('README.md is not what nbs/index.ipynb gives: edit the notebook, then run python tools/readme.py')
+            return 1
         print('README.md matches nbs/index.ipynb'); return 0
     readme.write_text(text); return 0
 

@@ -18,7 +18,8 @@ def _flags(cell) -> set:
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('path')
-    ap.add_argument('--skip-flag', action='append', default=None, help='cells with this #| flag are not run (default: cuda, notest)')
+    ap.add_argument('--skip-flag', action='append', default=None,
+                    help='cells with this #| flag are not run (default: cuda, notest)')
     a = ap.parse_args(argv)
     from execnb.nbio import read_nb, write_nb
     from execnb.shell import CaptureShell
