@@ -25,7 +25,7 @@ FMNIST_CLASSES = ('T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal
                   'Ankle boot')
 
 class FMNISTClassifier(nn.Module):
-    "A small CNN for Fashion-MNIST images [B, 1, 28, 28] in [-1, 1]: conv blocks, a `feat_dim` feature layer, class logits."
+    "A small CNN for Fashion-MNIST [B, 1, 28, 28] in [-1, 1]: conv blocks, a `feat_dim` feature layer, class logits."
     def __init__(self,
                  channels:tuple=(16, 32, 64), # output channels of the conv blocks (each halves the resolution)
                  feat_dim:int=128,            # width of the penultimate (feature) layer
@@ -135,7 +135,8 @@ def save_fmnist_classifier(
     "Save `model`'s weights (fp16 by default) as safetensors, with its config and `meta` in a JSON file beside it."
     from safetensors.torch import save_file
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    sd = {k: (v.half() if half and v.is_floating_point() else v).contiguous().cpu() for k, v in model.state_dict().items()}
+    sd = {k: (v.half() if half and v.is_floating_point() else v).contiguous().cpu()
+          for k, v in model.state_dict().items()}
     save_file(sd, str(path), metadata={'config': json.dumps(model.config)})
     info = dict(config=model.config, dtype='float16' if half else 'float32', **(meta or {}),
                 sha256=hashlib.sha256(path.read_bytes()).hexdigest(), bytes=path.stat().st_size)
@@ -148,7 +149,7 @@ def load_fmnist_classifier(
     path=None,       # a .safetensors file written by `save_fmnist_classifier` (default: the weights shipped with the package)
     device='cpu',    # where to put the model
 )->FMNISTClassifier: # the classifier in eval mode, float32
-    "The Fashion-MNIST classifier from `path` (default: the shipped weights), rebuilt from the config stored in the file."
+    "The Fashion-MNIST classifier from `path` (default: the shipped weights), rebuilt from the config in the file."
     from safetensors import safe_open, SafetensorError
     path = Path(FMNIST_CLASSIFIER_PATH if path is None else path)
     fix = ('reinstall ddpm_nb to restore the shipped weights' if path == FMNIST_CLASSIFIER_PATH

@@ -40,7 +40,8 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message): print(f'{self.prog}: error: {message}', file=sys.stderr); sys.exit(2)
 
 def _parser(func, prog:str):
-    "An argument parser for `func`: an option per parameter, dashed (`--batch-size`), read by fastcore's `Param` from its docments."
+    """An argument parser for `func`: an option per parameter, dashed (`--batch-size`), read by fastcore's `Param` from
+    its docments."""
     fmt = lambda prog: argparse.HelpFormatter(prog, max_help_position=30, width=120)
     p = _Parser(description=func.__doc__, prog=prog, formatter_class=fmt, allow_abbrev=False)
     for k, v in docments(func, full=True, returns=False, eval_str=True).items():
@@ -48,7 +49,8 @@ def _parser(func, prog:str):
         param.set_default(v.default)                          # a bool that defaults to True becomes --no-<name>
         name = ('no-' if param.negated else '') + k.replace('_', '-')
         kw = {**param.kwargs, 'dest': k}
-        if kw.get('action') in ('store_true', 'store_false'): kw['help'] = v.docment   # a flag: not '--no-ema ... (default: True)'
+        # a flag: not '--no-ema ... (default: True)'
+        if kw.get('action') in ('store_true', 'store_false'): kw['help'] = v.docment
         p.add_argument(f'--{name}', **kw)
     return p
 
@@ -62,7 +64,8 @@ def _json_safe(v):
 def _check_args(ckpt, n, batch_size, seed, sampler=None, n_min=1, what='a checkpoint dir, a run dir, or a '
                                                                        'shipped model name'):
     "The checks the sampling and evaluation commands share, made before any model is loaded."
-    if ckpt is None or not str(ckpt).strip(): raise UsageError(f"--ckpt is {'required' if ckpt is None else 'empty'}: {what}")
+    if ckpt is None or not str(ckpt).strip():
+        raise UsageError(f"--ckpt is {'required' if ckpt is None else 'empty'}: {what}")
     check_int(n, '--n', n_min, why='FID needs a covariance' if n_min > 1 else '')
     if sampler is not None: check_choice(sampler, SAMPLERS, '--sampler')
     check_int(batch_size, '--batch-size', 1); check_seed(seed, '--seed')
@@ -72,7 +75,8 @@ def run_cli(
     prog:str,              # the program name, for messages
     argv:list|None=None,   # the arguments (default: sys.argv[1:])
 )->int:                    # the exit status: 0 ok, 1 user error (or a row that failed), 2 bad arguments, 3 NaN/inf loss, 128 + the signal that stopped a run (130 SIGINT, 143 SIGTERM, 129 SIGHUP)
-    "Parse `argv` for `func`, run it, print the summary (one JSON line with --json); user errors become one line on stderr."
+    """Parse `argv` for `func`, run it, print the summary (one JSON line with --json); user errors become one line on
+    stderr."""
     args = vars(_parser(func, prog).parse_args(sys.argv[1:] if argv is None else argv))
     debug = os.environ.get('DDPM_NB_DEBUG', '') not in ('', '0')
     try: res = func(**args)
@@ -85,10 +89,11 @@ def run_cli(
         if debug: raise
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         print(f'{prog}: error: {msg}', file=sys.stderr); return 1
-    except RuntimeError as e:                                # Path.expanduser on '~name/...' where there is no such user
+    except RuntimeError as e:
+        # Path.expanduser on '~name/...' where there is no such user
         if debug or 'home directory' not in str(e): raise
-        print(f"{prog}: error: a path starting with '~' names a home directory this machine does not know ({e}); write the path out",
-              file=sys.stderr); return 1
+        print(f"{prog}: error: a path starting with '~' names a home directory this machine does not know ({e}); "
+              f"write the path out", file=sys.stderr); return 1
     except OSError as e:
         if e.errno != errno.ENOSPC or debug: raise
         print(f'{prog}: error: {e.strerror}', file=sys.stderr); return 1
@@ -99,7 +104,8 @@ def run_cli(
     if res.get('stopped') == 'signal':
         import signal
         return 128 + int(getattr(signal, res.get('signal') or 'SIGINT', signal.SIGINT))
-    if res.get('error'):                                     # e.g. checkpoints that could not be scored: their rows say why
+    # e.g. checkpoints that could not be scored: their rows say why
+    if res.get('error'):
         print(f"{prog}: error: {res['error']}", file=sys.stderr); return 1
     return 0
 
@@ -145,19 +151,22 @@ def train_main(
     json:bool=False,        # end with one JSON summary line
 )->dict:
     "Train a DDPM; checkpoints, metrics.jsonl and samples.png go to --out."
-    given = {k: v for k, v in dict(steps=steps, minutes=minutes, batch_size=batch_size, lr=lr, seed=seed, save_every=save_every, keep=keep,
-             sample_every=sample_every, sample_steps=sample_steps, sample_n=sample_n, max_images=max_images, image_size=image_size, device=device, precision=precision,
+    given = {k: v for k, v in dict(steps=steps, minutes=minutes, batch_size=batch_size, lr=lr, seed=seed,
+             save_every=save_every, keep=keep, sample_every=sample_every, sample_steps=sample_steps, sample_n=sample_n,
+             max_images=max_images, image_size=image_size, device=device, precision=precision,
              dataset=dataset, preset=preset, lr_schedule=lr_schedule, init=init, snr_gamma=snr_gamma,
              schedule_sampler=schedule_sampler).items() if v is not None}
     if compile: given['compile'] = True
-    if preset is not None: check_preset(preset)         # the rules TrainConfig applies, before the defaults below read them
+    # the rules TrainConfig applies, before the defaults below read them
+    if preset is not None: check_preset(preset)
     if recipe is not None: check_recipe(recipe)
     if out is not None and not str(out).strip():
         raise UsageError("--out is empty; give a run directory (default: runs/<preset>)")
     run = Path(out if out is not None else f"runs/{preset or 'fashion_mnist'}").expanduser()
     last = latest_checkpoint(run) if resume else None
     if resume and last is None and not is_run_dir(run):
-        raise UsageError(f"--resume: {str(run)!r} holds no run to resume (no checkpoints); check --out, or leave out --resume to start a new run")
+        raise UsageError(f"--resume: {str(run)!r} holds no run to resume (no checkpoints); check --out, "
+                         f"or leave out --resume to start a new run")
     if last is not None:
         if steps is not None and minutes is None:
             given['minutes'] = None      # a new --steps target is not cut short by an old budget
@@ -166,21 +175,24 @@ def train_main(
     else:
         check_run_dir(run)                                        # before any data is loaded
         p = preset
-        if init is not None:                                      # --init trains the init weights' own network, on their diffusion
+        # --init trains the init weights' own network, on their diffusion
+        if init is not None:
             icfg = load_model(init)[2]
             src = (icfg.get('train') or {}).get('preset')
             if preset is not None and src is not None and preset != src:
-                raise UsageError(f"--preset {preset} beside --init {init}: a warm start trains the init's own network (preset {src}); "
-                                 f"leave out --preset")
+                raise UsageError(f"--preset {preset} beside --init {init}: a warm start trains the init's own network "
+                                 f"(preset {src}); leave out --preset")
             if icfg['diffusion'].get('beta_schedule') not in BETA_SCHEDULES:
-                raise UsageError(f"--init {init} has a stored β schedule ({icfg['diffusion'].get('beta_schedule')!r}) that a training run "
-                                 f"cannot take; warm-start from a model with a named schedule ({', '.join(BETA_SCHEDULES)})")
+                raise UsageError(f"--init {init} has a stored β schedule ({icfg['diffusion'].get('beta_schedule')!r}) "
+                                 f"that a training run cannot take; "
+                                 f"warm-start from a model with a named schedule ({', '.join(BETA_SCHEDULES)})")
             p = p or src
             given['model'] = dict(icfg['model']['config'])
             idcfg = build_diffusion(icfg['diffusion']).to_config()          # older files read back in today's form
             given.update({k: idcfg[k] for k in TRAIN_DIFFUSION_FIELDS})
         elif preset is not None:
-            given['model'] = {}                                   # a named preset is the network built, whatever the recipe
+            # a named preset is the network built, whatever the recipe
+            given['model'] = {}
         p = p or 'fashion_mnist'
         if 'dataset' not in given:
             if p not in PRESET_DATASETS: raise UsageError(f"preset {p!r} has no default dataset; pass --dataset")
@@ -190,20 +202,24 @@ def train_main(
         rec = recipe or ('paper' if p in PAPER_RECIPE_PRESETS else 'fast')
         grid_steps = RECIPES[rec].get('sample_steps', TrainConfig.sample_steps)
         if 'sample_steps' not in given and grid_steps and given.get('T', TrainConfig.T) < grid_steps:
-            given['sample_steps'] = given['T']            # the grids of a model with few steps (a warm start's) use all of them
+            # the grids of a model with few steps (a warm start's) use all of them
+            given['sample_steps'] = given['T']
         cfg = TrainConfig.from_recipe(rec, **{**given, 'preset': p, 'out': str(run)})
     res = train(cfg, resume=resume, progress=progress, log=lambda s: print(s, file=sys.stderr, flush=True))
     loss = 'n/a' if res['loss'] is None else f"{res['loss']:.4f}"
     if res['steps_trained'] == 0:
-        res['message'] = f"nothing was trained: the run in {res['out']} is already at step {res['step']} >= --steps {cfg.steps}; pass a larger --steps to continue"
+        res['message'] = (f"nothing was trained: the run in {res['out']} is already at step {res['step']} "
+                          f">= --steps {cfg.steps}; pass a larger --steps to continue")
         return res
     s = res['step']
-    head = {'done': f"trained to step {s} (--steps {cfg.steps} reached)", 'time': f"trained to step {s} (the {cfg.minutes or 0:g}-minute budget is spent)",
+    head = {'done': f"trained to step {s} (--steps {cfg.steps} reached)",
+            'time': f"trained to step {s} (the {cfg.minutes or 0:g}-minute budget is spent)",
             'signal': f"stopped at step {s} by {res['signal']}"}[res['stopped']]
     res['message'] = (f"{head}: {res['images_this_run']:,} images seen in {res['seconds'] / 60:.1f} min of training"
                       + (f" ({res['images_seen']:,} in all)" if res['images_seen'] != res['images_this_run'] else '')
                       + f", loss {loss}; checkpoint {res['ckpt']}"
-                      + (f"; samples {res['samples']} ({res['sample_seconds'] / 60:.1f} min)" if res['samples'] else ''))
+                      + (f"; samples {res['samples']} ({res['sample_seconds'] / 60:.1f} min)" if res['samples']
+                         else ''))
     return res
 
 def ddpm_nb_train(argv:list|None=None)->int:
@@ -212,7 +228,8 @@ def ddpm_nb_train(argv:list|None=None)->int:
 
 # %% ../nbs/10_cli.ipynb #d720c647
 def _output_path(out, suffixes:tuple, what:str, force:bool=False, companion:str|None=None)->Path:
-    "Check an output file path before any work: a known suffix, not a directory, in a directory that exists and is writable, not an existing file unless `force` (nor its `companion` suffix's file)."
+    """Check an output file path before any work: a known suffix, not a directory, in a directory that exists and is
+    writable, not an existing file unless `force` (nor its `companion` suffix's file)."""
     if not str(out).strip(): raise UsageError(f"{what} is empty; give a file name ending in {' or '.join(suffixes)}")
     p = Path(out).expanduser()
     if p.is_dir(): raise UsageError(f"{what} {str(p)!r} is a directory; give a file name")
@@ -222,33 +239,37 @@ def _output_path(out, suffixes:tuple, what:str, force:bool=False, companion:str|
     if not os.access(parent, os.W_OK): raise UsageError(f"{what}: the directory {str(parent)!r} is not writable")
     for q in [p] + ([p.with_suffix(companion)] if companion else []):
         if (q.exists() or q.is_symlink()) and not force:
-            raise UsageError(f"{what}: {str(q)!r} exists{' (the grid written beside ' + p.name + ')' if q != p else ''}; pass --force to "
-                             f"overwrite it, or choose another name")
+            raise UsageError(f"{what}: {str(q)!r} exists"
+                             f"{' (the grid written beside ' + p.name + ')' if q != p else ''}; "
+                             f"pass --force to overwrite it, or choose another name")
         if q.is_symlink() or (q.exists() and not q.is_file()):
             raise UsageError(f"{what}: {str(q)!r} is not a regular file; choose another name")
     return p
 
-# memory at the peak, in units of the samples' uint8 array: its batches and their concatenation; a PNG grid adds its padded
-# tiles, their layout and the encoder's copy
+# memory at the peak, in units of the samples' uint8 array: its batches and their concatenation; a PNG grid adds its
+# padded tiles, their layout and the encoder's copy
 _PEAK_FACTOR = {'.npz': 2, '.png': 6}
 
 def _check_sample_size(n:int, shape:tuple, out:Path)->int:
-    "Refuse, before any sampling, `n` samples whose uint8 array (held in memory, and written whole to the output) would not fit; the array's bytes."
+    """Refuse, before any sampling, `n` samples whose uint8 array (held in memory, and written whole to the output)
+    would not fit; the array's bytes."""
     need = n * math.prod(shape)                               # bytes: N·C·H·W uint8
     peak = need * _PEAK_FACTOR[out.suffix.lower()]
     import shutil
     free_disk = shutil.disk_usage(out.parent if str(out.parent) else '.').free
     gb = _bytes
     if (free_mem := memory_shortfall(peak)) is not None:
-        raise UsageError(f"--n {n:,} needs {gb(need)} of memory for the samples ({'x'.join(map(str, shape))} bytes each; about {gb(peak)} at the "
-                         f"peak for {out.suffix.lower()}), and {gb(free_mem)} is available: use --n {max(1, n * free_mem // peak):,} or less per call (vary --seed)")
+        raise UsageError(f"--n {n:,} needs {gb(need)} of memory for the samples ({'x'.join(map(str, shape))} bytes "
+                         f"each; about {gb(peak)} at the peak for {out.suffix.lower()}), and {gb(free_mem)} is "
+                         f"available: use --n {max(1, n * free_mem // peak):,} or less per call (vary --seed)")
     if out.suffix.lower() == '.npz' and need > free_disk:
-        raise UsageError(f"--n {n:,} needs {gb(need)} on disk for {out.name}, and {gb(free_disk)} is free there: lower --n, or "
-                         f"write elsewhere")
+        raise UsageError(f"--n {n:,} needs {gb(need)} on disk for {out.name}, and {gb(free_disk)} is free there: "
+                         f"lower --n, or write elsewhere")
     return need
 
 def _bytes(b:float)->str:
-    return next(f"{b / 10 ** e:.3g} {u}" for e, u in ((12, 'TB'), (9, 'GB'), (6, 'MB'), (3, 'kB'), (0, 'bytes')) if b >= 10 ** e or u == 'bytes')
+    return next(f"{b / 10 ** e:.3g} {u}" for e, u in ((12, 'TB'), (9, 'GB'), (6, 'MB'), (3, 'kB'), (0, 'bytes'))
+                if b >= 10 ** e or u == 'bytes')
 
 def _duration(s:float)->str:
     return f"{s:.0f} s" if s < 90 else f"{s / 60:.0f} min" if s < 5400 else f"{s / 3600:.1f} h"
@@ -269,38 +290,48 @@ def sample_main(
     progress:bool=True,     # --no-progress: no progress bar
     json:bool=False,        # end with one JSON summary line
 )->dict:
-    "Sample `n` images from a trained model and save them as one grid (or every sample as .npz, with a grid of the first 64 beside it as .png)."
+    """Sample `n` images from a trained model and save them as one grid (or every sample as .npz, with a grid of the
+    first 64 beside it as .png)."""
     _check_args(ckpt, n, batch_size, seed, sampler)
-    out = _output_path(out, ('.png', '.npz'), '--out', force=force, companion='.png' if str(out).lower().endswith('.npz') else None)
+    out = _output_path(out, ('.png', '.npz'), '--out', force=force,
+                       companion='.png' if str(out).lower().endswith('.npz') else None)
     dev = pick_device(device)
     model, diffusion, cfg = load_model(ckpt, ema=ema, device=dev)
     m = cfg['model']['config']
     shape = (m['in_ch'], m['resolution'], m['resolution'])
     if out.suffix.lower() == '.png' and shape[0] not in (1, 3):
-        raise UsageError(f"the model makes {shape[0]}-channel images, and a PNG holds 1 (grayscale) or 3 (RGB): write them with --out "
-                         f"{out.with_suffix('.npz')}")
+        raise UsageError(f"the model makes {shape[0]}-channel images, and a PNG holds 1 (grayscale) or 3 (RGB): "
+                         f"write them with --out {out.with_suffix('.npz')}")
     nbytes = _check_sample_size(n, shape, out)
     if steps is None: steps = min(SAMPLER_CALLS[sampler], diffusion.num_timesteps)   # a model of few steps: all of them
     t0 = time.time()
     def to_u8(x):                                             # per batch to uint8: memory bounded by uint8 samples
-        if n > batch_size and not hasattr(to_u8, 'rate'):    # after the first of several batches: how long all will take
+        # after the first of several batches: how long all will take
+        if n > batch_size and not hasattr(to_u8, 'rate'):
             to_u8.rate = x.shape[0] / max(time.time() - t0, 1e-9)
-            print(f"ddpm_nb_sample: {n:,} images of {'x'.join(map(str, shape))} ({_bytes(nbytes)} as uint8, held in memory and written at "
-                  f"the end): about {_duration(n / to_u8.rate)} at {to_u8.rate:.0f} images/s (timed on the first batch)", file=sys.stderr, flush=True)
+            print(f"ddpm_nb_sample: {n:,} images of {'x'.join(map(str, shape))} ({_bytes(nbytes)} as uint8, "
+                  f"held in memory and written at the end): about {_duration(n / to_u8.rate)} at "
+                  f"{to_u8.rate:.0f} images/s (timed on the first batch)", file=sys.stderr, flush=True)
         return from_model_range(x)
     try:
-        u8 = sample(model, diffusion, n, sampler, steps, generator=torch.Generator().manual_seed(seed), shape=shape, batch_size=batch_size,
-                    device=dev, progress=progress, on_batch=to_u8, variance=variance, precision=precision, plan=(plan := {}))
-    except FloatingPointError as e:                           # the sampler names the step where the samples stopped being finite
+        u8 = sample(model, diffusion, n, sampler, steps, generator=torch.Generator().manual_seed(seed), shape=shape,
+                    batch_size=batch_size, device=dev, progress=progress, on_batch=to_u8, variance=variance,
+                    precision=precision, plan=(plan := {}))
+    except FloatingPointError as e:
+        # the sampler names the step where the samples stopped being finite
         raise UsageError(f"{e}: the weights in {ckpt} are broken") from None
     if out.suffix.lower() == '.npz':
         with atomic_file(out) as f: np.savez(f, arr_0=u8.permute(0, 2, 3, 1).numpy())
-        grid = save_image_grid(u8[:64], out.with_suffix('.png')) if shape[0] in (1, 3) else None   # an image holds 1 or 3 channels
+        # an image holds 1 or 3 channels
+        grid = save_image_grid(u8[:64], out.with_suffix('.png')) if shape[0] in (1, 3) else None
     else: grid = save_image_grid(u8, out)
-    how = f"{sampler}, {steps} steps" + (f", σ²={plan['variance']}" if plan['variance'] else '') + f", {plan['precision']}"
-    return {'out': str(out), 'grid': grid and str(grid), 'n': n, 'sampler': sampler, 'steps': steps, 'seconds': round(time.time() - t0, 2), 'plan': plan,
-            'message': f"wrote {n} samples ({how}) to {out}" + (f", and a grid of the first {min(n, 64)} to {grid}" if grid not in (out, None) else
-                                                                 f" (no grid: {shape[0]}-channel images)" if grid is None else '')}
+    how = (f"{sampler}, {steps} steps" + (f", σ²={plan['variance']}" if plan['variance'] else '')
+           + f", {plan['precision']}")
+    return {'out': str(out), 'grid': grid and str(grid), 'n': n, 'sampler': sampler, 'steps': steps,
+            'seconds': round(time.time() - t0, 2), 'plan': plan,
+            'message': f"wrote {n} samples ({how}) to {out}"
+                       + (f", and a grid of the first {min(n, 64)} to {grid}" if grid not in (out, None) else
+                          f" (no grid: {shape[0]}-channel images)" if grid is None else '')}
 
 def ddpm_nb_sample(argv:list|None=None)->int:
     "Console script `ddpm_nb_sample`."
@@ -349,8 +380,12 @@ def bpd_main(
         vals.append(b.double().cpu())
     v = torch.cat(vals)
     bpd, se = v.mean().item(), (v.std().item() / n ** 0.5 if n > 1 else None)   # one image has no standard error
-    return {'bpd': bpd, 'bpd_se': se, 'n': n, 'estimator': estimator, 'k': k if estimator == 'stratified' else None, 'dataset': name, 'split': split,
-            'message': f"{bpd:.4f}{f' ± {se:.4f}' if se is not None else ' (no standard error from one image: --n 2 or more)'} bits/dim ({estimator}{f', K={k}' if estimator == 'stratified' else ''}) on {n} images of {name}{'/' + split if split else ''}"}
+    return {'bpd': bpd, 'bpd_se': se, 'n': n, 'estimator': estimator, 'k': k if estimator == 'stratified' else None,
+            'dataset': name, 'split': split,
+            'message': f"{bpd:.4f}"
+                       f"{f' ± {se:.4f}' if se is not None else ' (no standard error from one image: --n 2 or more)'}"
+                       f" bits/dim ({estimator}{f', K={k}' if estimator == 'stratified' else ''}) on {n} images of "
+                       f"{name}{'/' + split if split else ''}"}
 
 def ddpm_nb_bpd(argv:list|None=None)->int:
     "Console script `ddpm_nb_bpd`."
@@ -376,15 +411,17 @@ def eval_main(
     _check_args(ckpt, n, batch_size, seed, sampler, n_min=2, what='a run directory (every checkpoint is scored), a '
                                                                   'checkpoint directory, or a shipped model name')
     if plot is not None: plot = _output_path(plot, ('.png',), '--plot', force=force)
-    rows = score_run(ckpt, n=n, sampler=sampler, steps=steps, last_only=last, seed=seed, device=pick_device(device), variance=variance, precision=precision,
-                     batch_size=batch_size, on_error='row')
+    rows = score_run(ckpt, n=n, sampler=sampler, steps=steps, last_only=last, seed=seed, device=pick_device(device),
+                     variance=variance, precision=precision, batch_size=batch_size, on_error='row')
     good = [r for r in rows if r.get('error') is None]
     if plot is not None and good: plot_quality({str(ckpt): good}, plot)
     mins = lambda r: '?' if r['elapsed'] is None else f"{r['elapsed'] / 60:.1f}"
-    lines = [f"{Path(r['ckpt']).name}: " + (f"step {r['step']}, {mins(r)} min, FID {r['fid']:.2f}, KID {r['kid_mean']:.4f}"
-                                              if r.get('error') is None else f"not scored: {r['error']}") for r in rows]
+    lines = [f"{Path(r['ckpt']).name}: "
+             + (f"step {r['step']}, {mins(r)} min, FID {r['fid']:.2f}, KID {r['kid_mean']:.4f}"
+                if r.get('error') is None else f"not scored: {r['error']}") for r in rows]
     bad, errs = len(rows) - len(good), {r['error'] for r in rows if r.get('error') is not None}
-    error = (errs.pop() if not good and len(errs) == 1 else     # every checkpoint failed alike (e.g. an RGB model): that reason
+    # every checkpoint failed alike (e.g. an RGB model): that reason
+    error = (errs.pop() if not good and len(errs) == 1 else
              f"{bad} of {len(rows)} checkpoints could not be scored (their rows say why)" if bad else None)
     return {'rows': rows, 'n': n, 'sampler': sampler, 'steps': steps, 'message': '\n'.join(lines), 'error': error}
 

@@ -24,7 +24,8 @@ __all__ = ['MAX_IMAGE_SIZE', 'LR_SCHEDULES', 'DEFAULT_STEPS', 'RECIPES', 'RUN_KE
 # %% ../nbs/06c_config.ipynb #eb8549ab
 MAX_IMAGE_SIZE = 2048  # pixels a side: 8x the paper's largest model; one 100000x100000 RGB image alone is 30 GB
 LR_SCHEDULES = ('constant', 'cosine')   # after warm-up; see `lr_at`
-DEFAULT_STEPS = 350    # the paper recipe's default: batch 128, about 15 minutes of fashion_mnist on 2 CPU cores ('Throughput' in 07_train)
+# the paper recipe's default: batch 128, about 15 minutes of fashion_mnist on 2 CPU cores ('Throughput' in 07_train)
+DEFAULT_STEPS = 350
 
 @dataclass
 class TrainConfig:
@@ -86,14 +87,17 @@ class TrainConfig:
         for k in ('steps', 'batch_size', 'save_every', 'log_every', 'sample_n', 'keep'): C(k, 1)
         C('T', 1, MAX_T, why='diffusion steps; the paper uses 1000')
         C('max_images', 1, none=True); C('image_size', 1, MAX_IMAGE_SIZE, none=True, why='pixels a side')
-        C('sample_steps', 1, self.T, none=True, why='at most T'); C('sample_every', 0, why='0: off'); C('warmup', 0, none=True)
+        C('sample_steps', 1, self.T, none=True, why='at most T'); C('sample_every', 0, why='0: off')
+        C('warmup', 0, none=True)
         self.seed = check_seed(self.seed, 'TrainConfig.seed')
         if not (self.random_flip is None or isinstance(self.random_flip, bool)):    # the string 'no' would read as True
-            raise UsageError(f"TrainConfig.random_flip must be True, False or None (where the data allow it), got {self.random_flip!r}")
+            raise UsageError(f"TrainConfig.random_flip must be True, False or None (where the data allow it), "
+                             f"got {self.random_flip!r}")
         check_preset(self.preset)
         if not isinstance(self.model, dict):
             raise UsageError(f"TrainConfig.model must be a dict of UNet arguments, got {self.model!r}")
-        if self.image_size is not None: check_size_fits(self.preset, self.model, self.image_size, f"image_size {self.image_size}")
+        if self.image_size is not None:
+            check_size_fits(self.preset, self.model, self.image_size, f"image_size {self.image_size}")
         if not isinstance(self.dataset, str) or not self.dataset.strip():
             raise UsageError(f"TrainConfig.dataset must name a dataset or a path, got {self.dataset!r}")
         if not isinstance(self.out, str) or not self.out.strip():
@@ -102,8 +106,10 @@ class TrainConfig:
             if self.loss_type in ('kl', 'rescaled_kl') or self.model_mean_type == 'xprev':
                 raise UsageError(f"TrainConfig.snr_gamma weights the mse term of an 'eps', 'xstart' or 'v' model; "
                                  f"got loss_type={self.loss_type!r}, model_mean_type={self.model_mean_type!r}")
-        for k, options in (('schedule_sampler', SCHEDULE_SAMPLERS), ('precision', PRECISIONS), ('lr_schedule', LR_SCHEDULES),
-                           ('beta_schedule', BETA_SCHEDULES),     # 'custom' (a stored schedule) is for checkpoints, not for training
+        for k, options in (('schedule_sampler', SCHEDULE_SAMPLERS), ('precision', PRECISIONS),
+                           ('lr_schedule', LR_SCHEDULES),
+                           # 'custom' (a stored schedule) is for checkpoints, not for training
+                           ('beta_schedule', BETA_SCHEDULES),
                            ('sampler', SAMPLERS)):
             check_choice(getattr(self, k), options, f'TrainConfig.{k}')
         check_device(self.device)
@@ -112,10 +118,12 @@ class TrainConfig:
         for k in ('lr', 'adam_eps'): check_number(getattr(self, k), f'TrainConfig.{k}', gt=0)
         for k in ('weight_decay', 'grad_clip'): check_number(getattr(self, k), f'TrainConfig.{k}', ge=0)
         b = self.adam_betas
-        if not (isinstance(b, tuple) and len(b) == 2 and all(isinstance(x, (int, float)) and not isinstance(x, bool) and 0 <= x < 1 for x in b)):
+        if not (isinstance(b, tuple) and len(b) == 2
+                and all(isinstance(x, (int, float)) and not isinstance(x, bool) and 0 <= x < 1 for x in b)):
             raise UsageError(f"TrainConfig.adam_betas must be two numbers in [0, 1), got {b!r}")
         check_number(self.minutes, 'TrainConfig.minutes', gt=0, none=True)
-        diffusion_config(self)                             # the diffusion's own checks: its parameterization, variance, loss, β range
+        # the diffusion's own checks: its parameterization, variance, loss, β range
+        diffusion_config(self)
 
     @property
     def warmup_steps(self)->int:
@@ -152,15 +160,18 @@ def check_recipe(name:str)->str:
     return name
 
 def check_size_fits(preset:str, model:dict, size:int, what:str):
-    "A UsageError unless square images of `size` pixels fit the U-Net of `preset` (+ `model` overrides): it halves them len(ch_mult)-1 times."
+    """A UsageError unless square images of `size` pixels fit the U-Net of `preset` (+ `model` overrides): it halves
+    them len(ch_mult)-1 times."""
     levels = len((model or {}).get('ch_mult', PRESETS[preset]['ch_mult']))
     f = 2 ** (levels - 1)
     if size % f:
         ok = sorted({max(f, size // f * f), (size // f + 1) * f})
-        raise UsageError(f"{what} does not fit preset {preset!r}, which halves the image {levels - 1} times: the size must be a multiple "
-                         f"of {f} (e.g. {' or '.join(map(str, ok))}); pass --image-size {ok[-1]}, or choose another --preset")
+        raise UsageError(f"{what} does not fit preset {preset!r}, which halves the image {levels - 1} times: "
+                         f"the size must be a multiple of {f} (e.g. {' or '.join(map(str, ok))}); "
+                         f"pass --image-size {ok[-1]}, or choose another --preset")
 
-# What differs from the dataclass defaults (the paper's). 'fast': chosen by FID after a 15-minute CPU budget (14_quality).
+# What differs from the dataclass defaults (the paper's).
+# 'fast': chosen by FID after a 15-minute CPU budget (14_quality).
 RECIPES = {
     'paper': {},
     'fast': dict(steps=100_000, batch_size=32, lr=1e-3, warmup=100, lr_schedule='cosine', ema_power=7.0,
@@ -194,7 +205,7 @@ RUN_KEYS = ('steps', 'minutes', 'save_every', 'keep', 'log_every', 'sample_every
             'sample_steps', 'device', 'precision', 'compile', 'deterministic', 'out')
 
 def make_config(cfg:TrainConfig, model:nn.Module, data_info:dict, machine:dict|None=None)->dict:
-    "The contents of config.json: model (class + constructor args), diffusion, train config, dataset, the machine's choices."
+    "What config.json holds: model (class + constructor args), diffusion, train config, dataset, the machine's choices."
     return {'format': CKPT_FORMATS[-1], 'model': {'class': type(model).__name__, 'config': model.config},
             'diffusion': diffusion_config(cfg), 'train': cfg.to_dict(), 'dataset': data_info, 'machine': machine or {}}
 
@@ -203,13 +214,14 @@ def merge_resume(
     given:dict,   # fields asked for now: a whole `TrainConfig.to_dict()`, or only those given on a command line
     where=None,   # the checkpoint `saved` came from, named in the error if it is not a valid config
 )->TrainConfig:   # the saved config with the run-steering fields (RUN_KEYS) of `given`
-    "The one resume merge (the trainer's and the CLI's): other fields given with a value that differs from the run's are an error."
+    "The one resume merge (the trainer's and the CLI's): other fields given a value other than the run's are an error."
     if not isinstance(saved, dict):
-        raise CheckpointError(f"checkpoint {str(where)!r}: config.json has no 'train' section, so the run cannot be resumed; "
-                              f"train a new run with --init {str(where)!r} instead")
+        raise CheckpointError(f"checkpoint {str(where)!r}: config.json has no 'train' section, "
+                              f"so the run cannot be resumed; train a new run with --init {str(where)!r} instead")
     try: s = TrainConfig.from_dict(saved)
     except UsageError as e:
-        raise CheckpointError(f"checkpoint {str(where)!r}: config.json's train section is invalid ({e}); restore the file from the run") from None
+        raise CheckpointError(f"checkpoint {str(where)!r}: config.json's train section is invalid ({e}); "
+                              f"restore the file from the run") from None
     diff = [k for k, v in given.items() if k not in RUN_KEYS and v is not None and getattr(s, k) != v]
     if diff:
         raise UsageError(f"cannot resume with different {', '.join(diff)} (checkpoint has "

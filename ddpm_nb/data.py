@@ -37,8 +37,8 @@ def from_model_range(
     if not x.is_floating_point():
         raise TypeError(f"from_model_range expects float images in [-1, 1], got dtype {x.dtype}")
     if (n := int(torch.isnan(x).sum())):   # a diverged model's samples: an error, not a grey image
-        raise ValueError(f"{n} of the {x.numel()} image values are NaN: the images are not finite (a model whose samples "
-                         f"diverged?), so there is nothing to convert to 8 bits")
+        raise ValueError(f"{n} of the {x.numel()} image values are NaN: the images are not finite "
+                         f"(a model whose samples diverged?), so there is nothing to convert to 8 bits")
     x = torch.nan_to_num(x.float(), posinf=1.0, neginf=-1.0)
     return ((x + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
 
@@ -116,23 +116,27 @@ def _labels_tensor(values, source)->Tensor:
     raise UsageError(f"{source}: the label column holds {a.dtype} values, expected integers or class names")
 
 def _image_file(path, base, name)->Path:
-    "The image file a dataset's `path` column names: resolved inside `base` (the dataset's folder) when given, and a regular file, or a UsageError naming the row."
+    """The image file a dataset's `path` column names: resolved inside `base` (the dataset's folder) when given, and
+    a regular file, or a UsageError naming the row."""
     p = Path(path)
     if base is not None:
         root = Path(base).resolve()
         p = (root / p).resolve()
         if not p.is_relative_to(root):
-            raise UsageError(f"{name}: its path {str(path)!r} lies outside the dataset's folder {str(root)!r}; store the image's bytes "
-                             f"in the dataset, or put the file under that folder")
+            raise UsageError(f"{name}: its path {str(path)!r} lies outside the dataset's folder {str(root)!r}; "
+                             f"store the image's bytes in the dataset, or put the file under that folder")
     try: st = os.stat(p)
     except OSError as e:
-        raise UsageError(f"{name}: cannot read {str(p)!r} ({e.strerror}); fix the row's path or store the image's bytes") from None
+        raise UsageError(f"{name}: cannot read {str(p)!r} ({e.strerror}); "
+                         f"fix the row's path or store the image's bytes") from None
     if not stat.S_ISREG(st.st_mode):
-        raise UsageError(f"{name}: {str(p)!r} is not a regular file (a directory, FIFO or device), so it is not read; fix the row's path")
+        raise UsageError(f"{name}: {str(p)!r} is not a regular file (a directory, FIFO or device), so it is not read; "
+                         f"fix the row's path")
     return p
 
 def _from_arrow_batches(batches, features, source, size=None, base=None):
-    "Images and labels from an iterable of pyarrow tables/record batches with datasets `features`; a `path` is taken inside `base`."
+    """Images and labels from an iterable of pyarrow tables/record batches with datasets `features`; a `path` is taken
+    inside `base`."""
     batches = iter(batches)
     first = next(batches, None)
     if first is None: raise UsageError(f"{source}: the dataset is empty")
@@ -298,7 +302,7 @@ KNOWN_DATASETS = {  # name: (directory names under a data root, Hub id)
 _HUB_ID = re.compile(r'^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$')
 
 def data_roots(root=None)->list[Path]:
-    "Where dataset names are looked up: `root` (a path or list of paths) if given, else $DDPM_NB_DATA, then /usr/share/datasets."
+    "Where dataset names are looked up: `root` (path or paths) if given, else $DDPM_NB_DATA, then /usr/share/datasets."
     if root is not None:
         return [Path(r).expanduser() for r in ([root] if isinstance(root, (str, os.PathLike)) else root)]
     env = [Path(r).expanduser() for r in os.environ.get(DATA_ENV, '').split(os.pathsep) if r]

@@ -49,14 +49,14 @@ def pil_to_uint8(im, name)->np.ndarray:
     if m == 'I':
         if im.format in ('PNG', 'PPM'):
             return _from_16bit(im, name)    # 16-bit PNG (older Pillow), 16-bit PGM (scaled to 0..65535 by PIL)
-        raise UsageError(f"{name}: a 32-bit integer image (PIL mode I, {im.format or 'unknown'} format) has no fixed white level; "
-                         f"convert it to an 8- or 16-bit PNG first")
+        raise UsageError(f"{name}: a 32-bit integer image (PIL mode I, {im.format or 'unknown'} format) has no fixed "
+                         f"white level; convert it to an 8- or 16-bit PNG first")
     if m == 'F':
         a = np.asarray(im, dtype=np.float64)
         if not np.isfinite(a).all() or (a.size and (a.min() < 0 or a.max() > 1)):
             what = 'NaN or inf values' if not np.isfinite(a).all() else f"values in [{a.min():.4g}, {a.max():.4g}]"
-            raise UsageError(f"{name}: a floating-point image (PIL mode F) with {what}; float images are read as [0, 1]: "
-                             f"scale it to [0, 1] or convert it to 8-bit first")
+            raise UsageError(f"{name}: a floating-point image (PIL mode F) with {what}; float images are read as "
+                             f"[0, 1]: scale it to [0, 1] or convert it to 8-bit first")
         return np.round(a * 255).astype(np.uint8)
     # R = 255·(1 − C/255)(1 − K/255), rounded, and so on
     if m == 'CMYK':
@@ -65,7 +65,8 @@ def pil_to_uint8(im, name)->np.ndarray:
     if m in _COLOR_MODES:
         return np.asarray((im.convert('RGBA') if m in ('P', 'PA') else im).convert('RGB'))   # alpha dropped
     raise UsageError(f"{name}: PIL mode {m!r} is not one this loader converts to 8 bits "
-                     f"(1, L, LA, P, RGB, RGBA, CMYK, YCbCr, 16-bit grey, float in [0, 1]); convert the file to an 8-bit PNG first")
+                     f"(1, L, LA, P, RGB, RGBA, CMYK, YCbCr, 16-bit grey, float in [0, 1]); "
+                     f"convert the file to an 8-bit PNG first")
 
 def pil_to_array(im, size=None, name='image'):
     "A PIL image as uint8 [H, W] (grayscale) or [H, W, 3], resized to `size` (H, W) if given."
@@ -96,9 +97,9 @@ def stack_images(
 
 def _bomb_message(name, e):
     m = re.search(r'\((\d+) pixels\)', str(e))
-    return (f"{name}: {f'{int(m.group(1)):,} pixels is' if m else 'the image is'} over PIL's decompression-bomb limit of "
-            f"{PIL.Image.MAX_IMAGE_PIXELS:,} pixels, so it was not decoded; if you trust the file, raise PIL.Image.MAX_IMAGE_PIXELS "
-            f"before loading, otherwise remove it from the dataset")
+    return (f"{name}: {f'{int(m.group(1)):,} pixels is' if m else 'the image is'} over PIL's decompression-bomb "
+            f"limit of {PIL.Image.MAX_IMAGE_PIXELS:,} pixels, so it was not decoded; if you trust the file, raise "
+            f"PIL.Image.MAX_IMAGE_PIXELS before loading, otherwise remove it from the dataset")
 
 def decode_image(
     data:bytes,      # one encoded image file
@@ -114,8 +115,9 @@ def decode_image(
         raise UsageError(f"{name}: not an image PIL can read (empty, an unknown format, or a corrupt header); "
                          f"replace it with a good copy or remove it from the dataset") from None
     except _DECODE_ERRORS as e:
-        raise UsageError(f"{name}: cannot decode it ({str(e).splitlines()[0] if str(e) else type(e).__name__}): the file is "
-                         f"truncated or corrupt; replace it with a good copy or remove it from the dataset") from None
+        raise UsageError(f"{name}: cannot decode it ({str(e).splitlines()[0] if str(e) else type(e).__name__}): "
+                         f"the file is truncated or corrupt; "
+                         f"replace it with a good copy or remove it from the dataset") from None
     with im: return pil_to_array(im, size, name)
 
 def decode_images(
@@ -126,7 +128,8 @@ def decode_images(
 )->Tensor:           # uint8 [N, C, H, W], C = 1 or 3
     "Encoded images (bytes or paths) -> uint8 [N, C, H, W]; `names` say which image is which in messages."
     size = as_size(size)
-    names = names or [str(it) if isinstance(it, (str, os.PathLike)) else f"{source}, image {i}" for i, it in enumerate(items)]
+    names = names or [str(it) if isinstance(it, (str, os.PathLike)) else f"{source}, image {i}"
+                      for i, it in enumerate(items)]
     out = []
     with warnings.catch_warnings():
         # over the limit is refused, not merely warned about

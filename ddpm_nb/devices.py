@@ -26,7 +26,8 @@ def randn(
     device=None,                          # where the noise is used (default: the generator's device, else the CPU)
     dtype=torch.float32,                  # its dtype
 )->Tensor:                                # N(0, I) noise of `shape` on `device`
-    "Standard normal noise drawn on `generator`'s device (or from `device`'s global generator when there is none), then moved to `device`."
+    """Standard normal noise drawn on `generator`'s device (or from `device`'s global generator when there is none),
+    then moved to `device`."""
     if generator is None: return torch.randn(shape, dtype=dtype, device=device)
     device = generator.device if device is None else device
     return torch.randn(shape, dtype=dtype, device=generator.device, generator=generator).to(device)

@@ -56,7 +56,8 @@ class GaussianDiffusion:
     ):
         if isinstance(betas, str):
             raise UsageError(f"betas must be the schedule's values, got the string {betas!r}: build them with "
-                             f"get_beta_schedule({betas!r}, T), e.g. GaussianDiffusion(get_beta_schedule('linear', 1000))")
+                             f"get_beta_schedule({betas!r}, T), "
+                             f"e.g. GaussianDiffusion(get_beta_schedule('linear', 1000))")
         if not isinstance(rescale_timesteps, bool):          # the string 'False' would read as True
             raise UsageError(f"rescale_timesteps must be True or False, got {rescale_timesteps!r}")
         check_number(lambda_vlb, 'lambda_vlb', ge=0)          # the hybrid loss's weight of its vb term
@@ -76,15 +77,16 @@ class GaussianDiffusion:
             setattr(self, k, getattr(S, k))
 
     def __repr__(self):
-        return (f"{type(self).__name__}(T={self.num_timesteps}, mean={self.model_mean_type!r}, var={self.model_var_type!r}, "
-                f"loss={self.loss_type!r})")
+        return (f"{type(self).__name__}(T={self.num_timesteps}, mean={self.model_mean_type!r}, "
+                f"var={self.model_var_type!r}, loss={self.loss_type!r})")
 
     def _check_t(self, t, x, name='t'):
         "t as long [B] in [0, T) on x's device, or a clear error. Once checked, t is marked and passes again for free."
         if getattr(t, '_valid_for', None) == (self.num_timesteps, x.shape[0], x.device): return t
         if isinstance(t, Tensor) and t.device != x.device:
             raise UsageError(f"{name} must be on the device of the data ({x.device}), got {t.device}")
-        if (t.dtype if isinstance(t, Tensor) else torch.as_tensor(t).dtype) == torch.bool:   # True/False would pass as 1/0
+        # True/False would pass as 1/0
+        if (t.dtype if isinstance(t, Tensor) else torch.as_tensor(t).dtype) == torch.bool:
             raise UsageError(f"{name} must be integer timestep indices, got booleans")
         given, t = t, check_timesteps(t, self.num_timesteps, x.shape[0]).to(x.device)
         if t is given: t = t.clone()                      # mark a copy, never the caller's tensor
@@ -211,15 +213,18 @@ def _predict_eps_from_xstart(self:GaussianDiffusion, x_t, t, pred_xstart):
 
 @patch
 def _predict_xstart_from_xprev(self:GaussianDiffusion, x_t, t, xprev):
-    return (xprev - self.schedule.coef('posterior_mean_coef2', t, x_t) * x_t) / self.schedule.coef('posterior_mean_coef1', t, x_t)
+    return ((xprev - self.schedule.coef('posterior_mean_coef2', t, x_t) * x_t)
+            / self.schedule.coef('posterior_mean_coef1', t, x_t))
 
 @patch
 def _predict_xstart_from_v(self:GaussianDiffusion, x_t, t, v):
-    return self.schedule.coef('sqrt_alphas_cumprod', t, x_t) * x_t - self.schedule.coef('sqrt_one_minus_alphas_cumprod', t, x_t) * v
+    return (self.schedule.coef('sqrt_alphas_cumprod', t, x_t) * x_t
+            - self.schedule.coef('sqrt_one_minus_alphas_cumprod', t, x_t) * v)
 
 @patch
 def _predict_eps_from_v(self:GaussianDiffusion, x_t, t, v):
-    return self.schedule.coef('sqrt_one_minus_alphas_cumprod', t, x_t) * x_t + self.schedule.coef('sqrt_alphas_cumprod', t, x_t) * v
+    return (self.schedule.coef('sqrt_one_minus_alphas_cumprod', t, x_t) * x_t
+            + self.schedule.coef('sqrt_alphas_cumprod', t, x_t) * v)
 
 @patch
 def _predict_v(self:GaussianDiffusion, x_start, t, eps):
@@ -242,7 +247,8 @@ def _split_output(self:GaussianDiffusion, out, x):
     expected = (B, 2 * C, *x.shape[2:]) if self.learned_variance else tuple(x.shape)
     if not isinstance(out, Tensor) or tuple(out.shape) != expected:
         got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
-        what = f"2C = {2 * C} channels (mean parameterization, then variance)" if self.learned_variance else "the shape of x_t"
+        what = (f"2C = {2 * C} channels (mean parameterization, then variance)" if self.learned_variance
+                else "the shape of x_t")
         raise UsageError(f"model output must have shape {expected} for model_var_type={self.model_var_type!r} "
                          f"({what}), got {got}")
     return torch.split(out, C, dim=1) if self.learned_variance else (out, None)
@@ -271,9 +277,11 @@ def p_mean_variance(self:GaussianDiffusion,
         frac = (var_out + 1) / 2
         log_var = frac * max_log + (1 - frac) * min_log; var = torch.exp(log_var)
     elif self.model_var_type == 'fixedlarge':
-        var, log_var = S.coef('fixedlarge_variance', t, x).expand_as(x), S.coef('fixedlarge_log_variance', t, x).expand_as(x)
+        var, log_var = (S.coef('fixedlarge_variance', t, x).expand_as(x),
+                        S.coef('fixedlarge_log_variance', t, x).expand_as(x))
     else:
-        var, log_var = S.coef('posterior_variance', t, x).expand_as(x), S.coef('posterior_log_variance_clipped', t, x).expand_as(x)
+        var, log_var = (S.coef('posterior_variance', t, x).expand_as(x),
+                        S.coef('posterior_log_variance_clipped', t, x).expand_as(x))
     def process(x0):
         if denoised_fn is not None: x0 = denoised_fn(x0)
         return x0.clamp(-1, 1) if clip_denoised else x0
@@ -316,7 +324,8 @@ def _start_loop(self:GaussianDiffusion, model, shape, noise, device, dtype, gene
         if tuple(noise.shape) != tuple(shape):
             raise UsageError(f"noise must have shape {tuple(shape)} (the shape argument), got {tuple(noise.shape)}")
         return noise if device is None else noise.to(device)
-    if not isinstance(shape, (tuple, list, torch.Size)) or len(shape) < 2 or not all(isinstance(s, int) and s > 0 for s in shape):
+    if (not isinstance(shape, (tuple, list, torch.Size)) or len(shape) < 2
+            or not all(isinstance(s, int) and s > 0 for s in shape)):
         raise UsageError(f"shape must be a tuple of positive ints (B, C, ...), got {shape!r}")
     return randn(tuple(shape), generator, model_device(model) if device is None else torch.device(device), dtype)
 
@@ -327,7 +336,8 @@ def reverse_steps(self:GaussianDiffusion,
     progress:bool=False,   # show a tqdm bar
     noise_fn=None,         # noise_fn(x_t) -> the step's noise (default None: the step draws its own)
 ):                         # yields step's dict with t (0-based index) and xt (the state it started from) added
-    "The one reverse loop: from index T-1 down to 0, one `step` each, under no_grad; every sampler of the package runs on it."
+    """The one reverse loop: from index T-1 down to 0, one `step` each, under no_grad; every sampler of the package
+    runs on it."""
     indices = range(self.num_timesteps - 1, -1, -1)
     if progress:
         from tqdm.auto import tqdm
@@ -452,13 +462,15 @@ def vb_terms_bpd(self:GaussianDiffusion,
     model_kwargs:dict|None=None,
     *, model_output:Tensor|None=None, # the model's output at (x_t, t) if already computed (the hybrid loss passes it)
 )->dict:                      # output: bits/dim per example [B]; pred_xstart
-    "The bound term at each example's timestep: KL(q(x_{t-1}|x_t,x_0) || p_θ(x_{t-1}|x_t)) for index > 0, the decoder NLL at index 0."
+    """The bound term at each example's timestep: KL(q(x_{t-1}|x_t,x_0) || p_θ(x_{t-1}|x_t)) for index > 0, the
+    decoder NLL at index 0."""
     _check_state(x_start, 'x_start'); _check_like(x_t, x_start, 'x_t', 'x_start'); t = self._check_t(t, x_start)
     true_mean = fwd.q_posterior_mean_unchecked(self.schedule, x_start, x_t, t)
     true_log_var = self.schedule.coef('posterior_log_variance_clipped', t, x_t)
     out = self.p_mean_variance(model, x_t, t, clip_denoised, None, model_kwargs, model_output=model_output)
     kl = bits_per_dim(normal_kl(true_mean, true_log_var, out['mean'], out['log_variance']))   # eq. (5): L_{t-1}
-    nll = -bits_per_dim(discretized_gaussian_log_likelihood(x_start, out['mean'], 0.5 * out['log_variance']))   # eq. (13): L_0
+    # eq. (13): L_0
+    nll = -bits_per_dim(discretized_gaussian_log_likelihood(x_start, out['mean'], 0.5 * out['log_variance']))
     return dict(output=torch.where(t == 0, nll, kl), pred_xstart=out['pred_xstart'])
 
 @patch
@@ -535,7 +547,8 @@ def training_losses(self:GaussianDiffusion,
     target = target() if callable(target) else target
     terms['mse'] = mean_flat((target - mean_out) ** 2)                  # 3. eq. (14), L_simple: ‖ε - ε_θ‖² for ε
     mse = terms['mse'] if snr_gamma is None else self.min_snr_weight(t, snr_gamma, terms['mse']) * terms['mse']
-    # 4. L_hybrid = L_simple + λ L_vlb (Nichol & Dhariwal eq. (16)); vb is one term at a uniform t, so T·vb estimates the sum
+    # 4. L_hybrid = L_simple + λ L_vlb (Nichol & Dhariwal eq. (16));
+    #    vb is one term at a uniform t, so T·vb estimates the sum
     scale = {'mse': 1.0, 'rescaled_mse': T / 1000.0, 'hybrid': self.lambda_vlb * T}[self.loss_type]
     terms['loss'] = mse + scale * terms['vb'] if 'vb' in terms else mse
     return terms
@@ -546,7 +559,7 @@ def min_snr_weight(self:GaussianDiffusion,
     gamma:float,     # γ > 0
     like:Tensor,     # a [B] tensor whose dtype and device the weights take
 )->Tensor:           # [B]
-    "The min-SNR-γ weight of the mse term: min(SNR_t, γ)/SNR_t for ε, min(SNR_t, γ) for x_0, min(SNR_t, γ)/(SNR_t + 1) for v."
+    "The min-SNR-γ mse weight: min(SNR_t, γ)/SNR_t for ε, min(SNR_t, γ) for x_0, min(SNR_t, γ)/(SNR_t + 1) for v."
     snr = self.schedule.coef('snr', t, like)
     w = snr.clamp(max=gamma)
     return {'eps': w / snr, 'xstart': w, 'v': w / (snr + 1)}[self.model_mean_type]

@@ -20,14 +20,16 @@ def dpm_timesteps(
     T:int,       # number of diffusion steps of the model
     steps:int,   # network calls, 1..T
 )->list:         # ascending 0-based indices, `steps` of them
-    "diffusers' default timesteps for DPM-Solver++ with `steps` calls ('linspace' spacing; index 0 left out); every index for steps = T."
+    """diffusers' default timesteps for DPM-Solver++ with `steps` calls ('linspace' spacing; index 0 left out); every
+    index for steps = T."""
     T = check_int(T, 'T', 1); steps = check_int(steps, 'steps', 1, T, why='T, the number of diffusion steps')
     if steps == T: return list(range(T))
     return sorted(int(i) for i in np.linspace(0, T - 1, steps + 1).round()[::-1][:-1])
 
 # %% ../nbs/08a_dpm_solver.ipynb #403689c7
 class DPMSolverStepper:
-    "DPM-Solver++ (multistep, order 1 or 2; ODE or SDE) as the `step` of `chain.reverse_steps`: `step(x_t, t, noise)` -> dict(sample, pred_xstart)."
+    """DPM-Solver++ (multistep, order 1 or 2; ODE or SDE) as the `step` of `chain.reverse_steps`:
+    `step(x_t, t, noise)` -> dict(sample, pred_xstart)."""
     def __init__(self,
         chain:GaussianDiffusion,     # the chain it steps: a SpacedDiffusion over the visited timesteps (or a GaussianDiffusion: all T)
         model,                       # the network, model(x_t, t) with the original 0-based t (the chain translates)
@@ -38,15 +40,17 @@ class DPMSolverStepper:
         sde:bool=False,              # SDE-DPM-Solver++: a stochastic step (noise from the loop, else drawn from `generator`)
         generator:torch.Generator|None=None, # the source of the SDE's noise when the loop passes none
     ):
-        if not isinstance(chain, GaussianDiffusion): raise TypeError(f"chain must be a GaussianDiffusion, got {type(chain).__name__}")
+        if not isinstance(chain, GaussianDiffusion):
+            raise TypeError(f"chain must be a GaussianDiffusion, got {type(chain).__name__}")
         if order not in (1, 2): raise UsageError(f"order must be 1 (DDIM) or 2 (DPM-Solver++(2M)), got {order!r}")
         self.chain, self.model, self.order, self.clip_denoised = chain, model, order, clip_denoised
         self.denoised_fn, self.model_kwargs, self.sde, self.generator = denoised_fn, model_kwargs, bool(sde), generator
         S = chain.schedule
-        a_s, s_s = S.sqrt_alphas_cumprod, S.sqrt_one_minus_alphas_cumprod               # at index k
-        a_t, s_t = S.alphas_cumprod_prev.sqrt(), (1 - S.alphas_cumprod_prev).sqrt()      # at the index below (data at k = 0)
+        a_s, s_s = S.sqrt_alphas_cumprod, S.sqrt_one_minus_alphas_cumprod            # at index k
+        a_t, s_t = S.alphas_cumprod_prev.sqrt(), (1 - S.alphas_cumprod_prev).sqrt()  # one index below (data at k = 0)
         lam_s = a_s.log() - s_s.log()
-        h = torch.cat([torch.full((1,), torch.inf, dtype=torch.float64), lam_s[:-1] - lam_s[1:]])   # h of the step from k
+        # h of the step from k
+        h = torch.cat([torch.full((1,), torch.inf, dtype=torch.float64), lam_s[:-1] - lam_s[1:]])
         if self.sde:                                   # e^{-h} more of x_s, α_t(1 - e^{-2h}) of D, and fresh noise
             self.ratio, self.coef = s_t / s_s * torch.exp(-h), -a_t * torch.expm1(-2 * h)
             self.noise_coef = s_t * (-torch.expm1(-2 * h)).sqrt()
@@ -56,7 +60,7 @@ class DPMSolverStepper:
         self._cast, self._prev = {}, None
 
     def _c(self, name, t, x):
-        "Coefficient `name` at chain indices t, shaped [B, 1, ...] in x's dtype and device (cast once per device and dtype)."
+        "Coefficient `name` at chain indices t as [B, 1, ...] in x's dtype and device (cast once per device and dtype)."
         key = (name, x.device, x.dtype)
         a = self._cast.get(key)
         if a is None: a = self._cast[key] = getattr(self, name).to(device=x.device, dtype=x.dtype)
@@ -73,7 +77,8 @@ class DPMSolverStepper:
     )->dict:                    # sample: the state at the next index (x_0 at index 0); pred_xstart: x̂_0
         "One DPM-Solver++ step from chain index t to t - 1 (to the data at t = 0)."
         t = self.chain._check_t(t, x)
-        x0 = d = self.chain.p_mean_variance(self.model, x, t, self.clip_denoised, self.denoised_fn, self.model_kwargs)['pred_xstart']
+        x0 = d = self.chain.p_mean_variance(self.model, x, t, self.clip_denoised, self.denoised_fn,
+                                            self.model_kwargs)['pred_xstart']
         prev = self._prev
         if self.order == 2 and prev is not None and prev[1].shape == x0.shape and prev[1].device == x0.device:
             follows = (t == prev[0] - 1).to(x0.dtype).reshape(x.shape[0], *((1,) * (x.ndim - 1)))
@@ -82,7 +87,8 @@ class DPMSolverStepper:
         sample = self._c('ratio', t, x) * x + self._c('coef', t, x) * d
         if self.sde:
             if noise is None: noise = randn(x.shape, self.generator, x.device, x.dtype)
-            elif noise.shape != x.shape: raise UsageError(f"noise must have the shape of x {tuple(x.shape)}, got {tuple(noise.shape)}")
+            elif noise.shape != x.shape:
+                raise UsageError(f"noise must have the shape of x {tuple(x.shape)}, got {tuple(noise.shape)}")
             sample = sample + self._c('noise_coef', t, x) * noise
         return dict(sample=sample, pred_xstart=x0)
 
@@ -94,15 +100,17 @@ def dpm_solver_chain(
 )->GaussianDiffusion:            # a SpacedDiffusion over them (the diffusion itself when all T are visited)
     "The chain DPM-Solver++ runs on: `diffusion` respaced to the visited timesteps."
     if isinstance(diffusion, SpacedDiffusion):
-        raise UsageError("diffusion must be the model's original GaussianDiffusion, got a SpacedDiffusion (the chain is "
-                         "respaced here; pass timesteps= as original indices)")
-    if not isinstance(diffusion, GaussianDiffusion): raise TypeError(f"diffusion must be a GaussianDiffusion, got {type(diffusion).__name__}")
+        raise UsageError("diffusion must be the model's original GaussianDiffusion, got a SpacedDiffusion "
+                         "(the chain is respaced here; pass timesteps= as original indices)")
+    if not isinstance(diffusion, GaussianDiffusion):
+        raise TypeError(f"diffusion must be a GaussianDiffusion, got {type(diffusion).__name__}")
     T = diffusion.num_timesteps
     if timesteps is None: use = dpm_timesteps(T, 20 if steps is None else steps)
     else:
         use = sorted(set(int(i) for i in timesteps))
         if not use or use[0] < 0 or use[-1] >= T:
-            raise UsageError(f"timesteps must be a non-empty set of indices in [0, {T}), got {len(use)} from {use[:1]} to {use[-1:]}")
+            raise UsageError(f"timesteps must be a non-empty set of indices in [0, {T}), got {len(use)} "
+                             f"from {use[:1]} to {use[-1:]}")
         if steps is not None and steps != len(use):
             raise UsageError(f"steps={steps} but timesteps holds {len(use)} distinct indices: pass one of them")
     return diffusion if use == list(range(T)) else SpacedDiffusion.from_diffusion(diffusion, use)
@@ -121,9 +129,11 @@ def dpm_solver_sample(
     sde:bool=False,               # SDE-DPM-Solver++ instead of the ODE solver
     generator:torch.Generator|None=None, # the source of the SDE's noise
 )->Tensor:                        # x_0: x̂_0 at the smallest visited index, shaped like x_T
-    "Samples by DPM-Solver++ from `x_T` (the probability-flow ODE, or with `sde=True` the reverse SDE), one network call per visited timestep."
+    """Samples by DPM-Solver++ from `x_T` (the probability-flow ODE, or with `sde=True` the reverse SDE), one network
+    call per visited timestep."""
     chain = dpm_solver_chain(diffusion, steps, timesteps)
-    stepper = DPMSolverStepper(chain, model, order, clip_denoised, model_kwargs=model_kwargs, sde=sde, generator=generator)
+    stepper = DPMSolverStepper(chain, model, order, clip_denoised, model_kwargs=model_kwargs, sde=sde,
+                               generator=generator)
     out = None
     for out in chain.reverse_steps(x_T, stepper.step, progress): pass
     return out['sample']

@@ -21,7 +21,8 @@ def check_ema(
     "A UsageError unless `decay` lies in [0, 1) and `power` is a number > 0 or None."
     num = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
     if not (num(decay) and 0.0 <= decay < 1.0): raise UsageError(f"{what}decay must lie in [0, 1), got {decay!r}")
-    if power is not None and not (num(power) and power > 0): raise UsageError(f"{what}power must be > 0 or None, got {power!r}")
+    if power is not None and not (num(power) and power > 0):
+        raise UsageError(f"{what}power must be > 0 or None, got {power!r}")
 
 class EMA:
     "An exponential moving average of a model's parameters, kept in a frozen copy `self.model`."

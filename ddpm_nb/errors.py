@@ -12,7 +12,7 @@ __all__ = ['SEED_SPAN', 'UsageError', 'is_int', 'check_int', 'check_seed', 'chec
 
 # %% ../nbs/00a_errors.ipynb #313af67f
 class UsageError(ValueError):
-    "A mistake in what the package was asked (an argument, a setting, a path), raised on purpose; its message says what to do."
+    "A mistake in the package's inputs (an argument, setting or path), raised on purpose; its message says what to do."
 
 # %% ../nbs/00a_errors.ipynb #4650ed43
 def is_int(v)->bool:

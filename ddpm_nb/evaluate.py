@@ -55,7 +55,8 @@ def _terms(diffusion, model, x0, t, generator, batch_size, clip_denoised):
         x, tt = x0[s:s + batch_size], t[s:s + batch_size].to(x0.device)
         noise = randn(x.shape, generator, x.device, x.dtype)
         out = diffusion.vb_terms_bpd(model, x, diffusion.q_sample(x, tt, noise=noise), tt, clip_denoised=clip_denoised)
-        vb.append(out['output'].double().cpu()); mse.append(((out['pred_xstart'] - x) ** 2).flatten(1).mean(1).double().cpu())
+        vb.append(out['output'].double().cpu())
+        mse.append(((out['pred_xstart'] - x) ** 2).flatten(1).mean(1).double().cpu())
     return torch.cat(vb), torch.cat(mse)
 
 @torch.no_grad()
@@ -69,7 +70,7 @@ def bpd_stratified(
     clip_denoised:bool=True,      # clip x̂_0 to [-1, 1], as calc_bpd_loop does by default
     batch_size:int=256,           # (image, timestep) pairs per network call
 )->dict:                          # bpd (= total_bpd), prior, decoder, middle: [B]; t, terms: [B, k]; mean, se: floats
-    "An unbiased estimate of the bound in bits/dim per image: L_T and L_0 exactly, K stratified draws of the terms 1..T-1."
+    "An unbiased estimate of the bound in bits/dim per image: L_T and L_0 exactly, K stratified draws of terms 1..T-1."
     x0 = _check_images(x0)
     T, B = diffusion.num_timesteps, x0.shape[0]
     lo, size = strata(T, k, spacing)
@@ -116,7 +117,7 @@ def rate_distortion(
     clip_denoised:bool=True,      # clip x̂_0 to [-1, 1]
     batch_size:int=256,           # (image, timestep) pairs per network call
 )->dict:                          # t [M] (paper's t of the known x_t), rate, distortion, bits (per evaluated t, weighted) [M]; total, prior
-    "Rate (bits/dim received once x_t is known) and distortion (RMSE of x̂_0 on 0-255) along the chain, the paper's Fig. 5."
+    "Rate (bits/dim received once x_t is known), distortion (RMSE of x̂_0, 0-255) along the chain, the paper's Fig. 5."
     if loop is not None:
         vb, mse, prior = loop['vb'].double().cpu(), loop['xstart_mse'].double().cpu(), loop['prior_bpd'].double().cpu()
         idx, w = torch.arange(vb.shape[1]), torch.ones(vb.shape[1], dtype=torch.float64)
@@ -138,7 +139,7 @@ def bits_below(
     rd:dict,              # a `rate_distortion` result
     distortion:float,     # an RMSE on the 0-255 scale
 )->float:                 # share of the total code length
-    "The share of all bits that are spent while the receiver's x̂_0 is already within `distortion` (RMSE, 0-255) of x_0."
+    "The share of all bits spent while the receiver's x̂_0 is already within `distortion` (RMSE, 0-255) of x_0."
     spent_at = rd['distortion'] < distortion                       # bits[j] is sent while x_t (t = rd['t'][j]) is known
     return (rd['bits'][spent_at].sum() / rd['total']).item()
 
@@ -186,7 +187,8 @@ def _elapsed(cfg:dict)->float|None:
     v = cfg.get('elapsed', cfg.get('provenance', {}).get('wall_time_s'))
     return None if v is None else float(v)
 
-HELD_OUT_START = 5000   # the protocol's held-out slice: test images from here played no part in choosing a recipe or sampler
+# the protocol's held-out slice: test images from here played no part in choosing a recipe or sampler
+HELD_OUT_START = 5000
 
 def reference_images(
     dataset:str='fashion_mnist', # a `load_images` name or path
@@ -194,10 +196,11 @@ def reference_images(
     split:str='test',            # which split
     start:int=0,                 # the first image (`HELD_OUT_START` for the held-out slice)
 )->Tensor:                       # uint8 [n, C, H, W]
-    "The reference set of the quality protocol: images `start` to `start + n` of `split` (read once per process and kept)."
+    "The quality protocol's reference set: images `start` to `start + n` of `split` (read once per process and kept)."
     x = _reference(str(dataset), split)
     if start + n > len(x):
-        raise UsageError(f"images {start}..{start + n - 1} are more than the {len(x)} images of {dataset}/{split}: use n <= {max(len(x) - start, 0)}")
+        raise UsageError(f"images {start}..{start + n - 1} are more than the {len(x)} images of {dataset}/{split}: "
+                         f"use n <= {max(len(x) - start, 0)}")
     return x[start:start + n]
 
 @functools.lru_cache(maxsize=4)
@@ -218,21 +221,24 @@ def score_checkpoint(
     held_out:bool=False,           # also score against the held-out slice (test images `HELD_OUT_START`...): key 'held_out'
     return_samples:bool=False,     # also return the samples (float [n, C, H, W] in [-1, 1])
 )->dict:                           # ckpt, step, elapsed, n, sampler, steps, variance, precision, fid, kid_mean, kid_std, seconds (, held_out, samples)
-    "FID and KID of `n` samples of a checkpoint against reference images, in the Fashion-MNIST classifier's feature space."
+    "FID and KID of `n` samples of a checkpoint against reference images, in the Fashion-MNIST classifier's features."
     t0 = time.time()
     model, diffusion, cfg = load_model(ckpt, device=device)
     m = cfg['model']['config']
     if m.get('in_ch') != 1:
-        raise UsageError(f"FID and KID here use the Fashion-MNIST classifier's features, which take grayscale images, and this model makes "
-                         f"{m.get('in_ch')}-channel images: measure it with ddpm_nb_bpd, or write samples with ddpm_nb_sample --out x.npz "
-                         f"for an RGB FID tool (e.g. improved-diffusion's evaluator)")
+        raise UsageError(f"FID and KID here use the Fashion-MNIST classifier's features, which take grayscale images, "
+                         f"and this model makes {m.get('in_ch')}-channel images: measure it with ddpm_nb_bpd, "
+                         f"or write samples with ddpm_nb_sample --out x.npz for an RGB FID tool "
+                         f"(e.g. improved-diffusion's evaluator)")
     name = (cfg.get('dataset') or {}).get('name') or 'fashion_mnist'
     try:
         if ref is None: ref = reference_images(name, n)
         refs = {'': ref, 'held_out': reference_images(name, n, start=HELD_OUT_START)} if held_out else {'': ref}
     except UsageError as e:
-        raise UsageError(f"no reference images to score against ({e}); in Python, score_checkpoint(ckpt, ref=images) takes your own") from None
-    x = sample(model, diffusion, n, sampler, steps, generator=torch.Generator().manual_seed(seed), shape=(m['in_ch'], m['resolution'], m['resolution']),
+        raise UsageError(f"no reference images to score against ({e}); "
+                         f"in Python, score_checkpoint(ckpt, ref=images) takes your own") from None
+    x = sample(model, diffusion, n, sampler, steps, generator=torch.Generator().manual_seed(seed),
+                shape=(m['in_ch'], m['resolution'], m['resolution']),
                batch_size=batch_size, device=device, variance=variance, precision=precision, plan=(plan := {}))
     fx = fmnist_features(x, device=device)
     out = dict(ckpt=str(ckpt), step=cfg.get('step'), elapsed=_elapsed(cfg), n=n, sampler=sampler, steps=steps,
@@ -267,7 +273,8 @@ def score_run(
         try: rows.append(score_checkpoint(c, n=n, sampler=sampler, steps=steps, **kw))
         except (CheckpointError, UsageError, FileNotFoundError) as e:
             if on_error == 'raise': raise
-            rows.append(dict(ckpt=str(c), step=None, elapsed=None, n=n, sampler=sampler, steps=steps, error=str(e).splitlines()[0]))
+            rows.append(dict(ckpt=str(c), step=None, elapsed=None, n=n, sampler=sampler, steps=steps,
+                             error=str(e).splitlines()[0]))
     return rows
 
 def plot_quality(
@@ -281,7 +288,8 @@ def plot_quality(
     for label, rows in curves.items():
         rows = [r for r in rows if r['elapsed'] is not None]
         ax.plot([r['elapsed'] / 60 for r in rows], [r[key] for r in rows], 'o-', label=label)
-    ax.set_xlabel('minutes of training'); ax.set_ylabel(key.upper().replace('_MEAN', '')); ax.set_yscale('log'); ax.legend(fontsize=8)
+    ax.set_xlabel('minutes of training'); ax.set_ylabel(key.upper().replace('_MEAN', ''))
+    ax.set_yscale('log'); ax.legend(fontsize=8)
     from matplotlib.ticker import FormatStrFormatter
     for f in (ax.yaxis.set_major_formatter, ax.yaxis.set_minor_formatter):
         f(FormatStrFormatter('%g'))   # 120, not 1.2×10²

@@ -77,7 +77,7 @@ def q_sample(
 
 # %% ../nbs/01_forward.ipynb #abbb5464
 def q_sample_unchecked(S, x0, t, noise):
-    "The body of `q_sample`, unchecked: the one copy of eq. (4), also the engine's (which validates once, at its entry points)."
+    "`q_sample`'s body, unchecked: the one copy of eq. (4), also the engine's (which checks once, at its entry points)."
     return S.coef('sqrt_alphas_cumprod', t, x0) * x0 + S.coef('sqrt_one_minus_alphas_cumprod', t, x0) * noise
 
 # %% ../nbs/01_forward.ipynb #391b72de
@@ -125,5 +125,5 @@ def q_posterior_mean_variance(
 
 # %% ../nbs/01_forward.ipynb #a2ecdeb2
 def q_posterior_mean_unchecked(S, x0, xt, t):
-    "μ̃_t(x_t, x_0) = c_1 x_0 + c_2 x_t, unchecked: the one copy of the posterior mean (eq. 7), also the engine's samplers'."
+    "μ̃_t(x_t, x_0) = c_1 x_0 + c_2 x_t, unchecked: the one copy of the posterior mean (eq. 7), also the engine's."
     return S.coef('posterior_mean_coef1', t, xt) * x0 + S.coef('posterior_mean_coef2', t, xt) * xt

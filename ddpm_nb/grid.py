@@ -48,12 +48,15 @@ def _grid_array(x, nrow=None, padding=2):
 def atomic_file(
     path,   # the file to write; it appears whole or not at all
 ):          # yields a binary file object open on a fresh temporary file beside `path`
-    "Write `path` atomically: a temporary made by `tempfile.mkstemp` (O_EXCL, so no planted file or symlink is followed) in the same directory, fsynced, then `os.replace`d onto `path`; on any error the temporary is removed and `path` is left as it was."
+    """Write `path` atomically: a temporary made by `tempfile.mkstemp` (O_EXCL, so no planted file or symlink is
+    followed) in the same directory, fsynced, then `os.replace`d onto `path`; on any error the temporary is removed and
+    `path` is left as it was."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent if str(path.parent) else '.', prefix=f'.{path.name}.', suffix='.tmp')
     try:
         umask = os.umask(0); os.umask(umask)
-        os.fchmod(fd, 0o666 & ~umask)                  # the permissions an ordinary open() would give, not mkstemp's 0600
+        # the permissions an ordinary open() would give, not mkstemp's 0600
+        os.fchmod(fd, 0o666 & ~umask)
         with os.fdopen(fd, 'wb') as f:
             yield f
             f.flush(); os.fsync(f.fileno())

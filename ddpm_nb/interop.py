@@ -62,11 +62,13 @@ def _to_diffusers_config(cfg:dict)->dict:
 # UNet2DModel's own defaults: what a config that omits a key means (checked against diffusers' signature below)
 _DIFFUSERS_DEFAULTS = dict(sample_size=None, in_channels=3, out_channels=3, center_input_sample=False,
     time_embedding_type='positional', time_embedding_dim=None, freq_shift=0, flip_sin_to_cos=True,
-    down_block_types=('DownBlock2D', 'AttnDownBlock2D', 'AttnDownBlock2D', 'AttnDownBlock2D'), mid_block_type='UNetMidBlock2D',
-    up_block_types=('AttnUpBlock2D', 'AttnUpBlock2D', 'AttnUpBlock2D', 'UpBlock2D'), block_out_channels=(224, 448, 672, 896),
+    down_block_types=('DownBlock2D', 'AttnDownBlock2D', 'AttnDownBlock2D', 'AttnDownBlock2D'),
+    mid_block_type='UNetMidBlock2D', up_block_types=('AttnUpBlock2D', 'AttnUpBlock2D', 'AttnUpBlock2D', 'UpBlock2D'),
+    block_out_channels=(224, 448, 672, 896),
     layers_per_block=2, mid_block_scale_factor=1, downsample_padding=1, downsample_type='conv', upsample_type='conv',
     dropout=0.0, act_fn='silu', attention_head_dim=8, norm_num_groups=32, attn_norm_num_groups=None, norm_eps=1e-05,
-    resnet_time_scale_shift='default', add_attention=True, class_embed_type=None, num_class_embeds=None, num_train_timesteps=None)
+    resnet_time_scale_shift='default', add_attention=True, class_embed_type=None, num_class_embeds=None,
+    num_train_timesteps=None)
 
 def _from_diffusers_config(dc:Mapping)->dict:
     dc = {**_DIFFUSERS_DEFAULTS, **dc}
@@ -107,8 +109,9 @@ def _config_from_state_dict(sd:Mapping, resolution:int|None, num_groups:int=32, 
     boc = [sd[f'down_blocks.{i}.resnets.0.conv1.weight'].shape[0] for i in range(L)]
     nrb = 1 + max(int(k.split('.')[3]) for k in sd if k.startswith('down_blocks.0.resnets.'))
     attn = [f'down_blocks.{i}.attentions.0.to_q.weight' in sd for i in range(L)]
-    return _from_diffusers_config(dict(_DIFFUSERS_FIXED, sample_size=resolution, in_channels=sd['conv_in.weight'].shape[1],
-        out_channels=sd['conv_out.weight'].shape[0], block_out_channels=boc, layers_per_block=nrb,
+    return _from_diffusers_config(dict(_DIFFUSERS_FIXED, sample_size=resolution,
+        in_channels=sd['conv_in.weight'].shape[1], out_channels=sd['conv_out.weight'].shape[0],
+        block_out_channels=boc, layers_per_block=nrb,
         down_block_types=['AttnDownBlock2D' if a else 'DownBlock2D' for a in attn],
         up_block_types=['AttnUpBlock2D' if a else 'UpBlock2D' for a in reversed(attn)],
         norm_num_groups=num_groups, dropout=dropout))

@@ -45,7 +45,7 @@ class LearnedSchedule(nn.Module):
         return b * m / (1 + b * (m - 1))
 
     def diffusion(self, **kw)->GaussianDiffusion:
-        "A `GaussianDiffusion` of the current betas, on the graph (build one per optimizer step); `kw` overrides its options."
+        "A `GaussianDiffusion` of the current betas, on the graph (one per optimizer step); `kw` overrides its options."
         return GaussianDiffusion(self(), **(self.diffusion_kw | kw))
 
     def frozen(self, **kw)->GaussianDiffusion:

@@ -20,7 +20,7 @@ _warned = set()
 def cpu_flags(
     path:str='/proc/cpuinfo',   # where Linux lists the CPU's features
 )->set:                         # e.g. {'avx2', 'avx512f', 'avx512_bf16', 'amx_bf16', ...}; empty where unknown
-    "The CPU's instruction-set flags, read from `/proc/cpuinfo` (an empty set, with a one-line warning, where it cannot be read)."
+    "The CPU's instruction-set flags from `/proc/cpuinfo` (where unreadable: an empty set and a one-line warning)."
     try:
         line = next(l for l in Path(path).read_text().splitlines() if l.startswith('flags'))
         return set(line.split(':', 1)[1].split())
@@ -73,7 +73,7 @@ def autocast_model(
 def dist_info(
     device:str='auto',      # the job's device setting: NCCL only when this rank has a GPU of its own
 )->tuple:                   # (rank, world size, local rank, whether this call started the process group)
-    "This process's place among the job's processes: one process, a group already started, or a `torchrun` launch it joins."
+    "This process's place in the job: one process, a group already started, or a `torchrun` launch it joins."
     import torch.distributed as dist
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size(), int(os.environ.get('LOCAL_RANK', 0)), False
@@ -101,7 +101,8 @@ def pick_device(name:str='auto', local_rank:int=0)->torch.device:
     return torch.device(f'cuda:{local_rank}' if name == 'cuda' else name)
 
 # %% ../nbs/06b_machine.ipynb #93598a15
-RUN_MARKER = '.ddpm_nb-run'   # written into a run directory when its run starts: with the checkpoints, what makes a directory a run of ours
+# written into a run directory when its run starts: with the checkpoints, what makes a directory a run of ours
+RUN_MARKER = '.ddpm_nb-run'
 
 def is_run_dir(d)->bool:
     "Whether `d` holds a ddpm_nb run: checkpoints, or the marker a run writes when it starts."
@@ -109,19 +110,22 @@ def is_run_dir(d)->bool:
     return d.is_dir() and ((d / RUN_MARKER).is_file() or latest_checkpoint(d) is not None)
 
 def check_run_dir(d):
-    "A UsageError if `d` holds files but no run of ours: the trainer writes only into an empty directory or its own run, and never over what it did not create."
+    """A UsageError if `d` holds files but no run of ours: the trainer writes only into an empty directory or its own
+    run, and never over what it did not create."""
     d = Path(d)
     if not d.is_dir() or is_run_dir(d): return
     theirs = sorted(p.name for p in d.iterdir() if p.name != '.lock')       # .lock: a lock left by this trainer
     if theirs:
-        raise UsageError(f"--out {str(d)!r} holds files that are not a ddpm_nb run ({', '.join(theirs[:3])}{', ...' if len(theirs) > 3 else ''}); "
+        raise UsageError(f"--out {str(d)!r} holds files that are not a ddpm_nb run "
+                         f"({', '.join(theirs[:3])}{', ...' if len(theirs) > 3 else ''}); "
                          f"choose a new or empty --out")
 
 class RunLockedError(FileExistsError):
     "Another live process trains into the same run directory."
 
 class RunLock:
-    "An exclusive advisory lock on `run_dir/.lock` for a run's life; the kernel drops it when the process dies, so a kill leaves no stale lock."
+    """An exclusive advisory lock on `run_dir/.lock` for a run's life; the kernel drops it when the process dies, so a
+    kill leaves no stale lock."""
     def __init__(self, run_dir): self.path, self.fd = Path(run_dir) / '.lock', None
     def acquire(self)->RunLock:
         d = self.path.parent
@@ -135,10 +139,11 @@ class RunLock:
             raise UsageError(f"cannot write into the run directory {str(d)!r} ({e.strerror}); choose "
                              f"another --out") from None
         try: import fcntl
-        except ImportError:   # no advisory locks on this platform (Windows): the run is not guarded, and the user is told
+        except ImportError:
+            # no advisory locks on this platform (Windows): the run is not guarded, and the user is told
             import warnings
-            warnings.warn(f"this platform has no advisory file locks (fcntl): nothing stops a second trainer from writing into "
-                          f"{str(d)!r} at the same time", stacklevel=2)
+            warnings.warn(f"this platform has no advisory file locks (fcntl): nothing stops a second trainer from "
+                          f"writing into {str(d)!r} at the same time", stacklevel=2)
             self.fd = fd; return self
         try: fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -70,7 +70,8 @@ def _poly_mmd2(a:Tensor, b:Tensor)->Tensor:
     "Unbiased MMD² between samples a [m, d] and b [n, d] with k(x, y) = (x·y/d + 1)³."
     d, m, n = a.shape[1], len(a), len(b)
     kxx, kyy, kxy = (a @ a.T / d + 1) ** 3, (b @ b.T / d + 1) ** 3, (a @ b.T / d + 1) ** 3
-    return (kxx.sum() - kxx.diagonal().sum()) / (m * (m - 1)) + (kyy.sum() - kyy.diagonal().sum()) / (n * (n - 1)) - 2 * kxy.mean()
+    return ((kxx.sum() - kxx.diagonal().sum()) / (m * (m - 1)) + (kyy.sum() - kyy.diagonal().sum()) / (n * (n - 1))
+            - 2 * kxy.mean())
 
 def kid_from_features(
     f1,                    # features of the first set, [N1, d]
@@ -79,7 +80,7 @@ def kid_from_features(
     subset_size:int|None=None, # examples per subset from each set (default: min(1000, N1, N2))
     generator:torch.Generator|None=None, # the random stream for the subsets (default: a fixed seed, 0)
 )->tuple:                  # (mean, std) of the unbiased MMD² over the subsets
-    "KID: unbiased MMD² with the cubic polynomial kernel between features `f1` and `f2`, mean and std over random subsets."
+    "KID: unbiased MMD² with the cubic polynomial kernel between `f1` and `f2`, mean and std over random subsets."
     f1, f2 = _features_2d(f1, 'f1'), _features_2d(f2, 'f2')
     if f1.shape[1] != f2.shape[1]:
         raise UsageError(f"f1 and f2 must have the same feature dimension, got {f1.shape[1]} and {f2.shape[1]}")
@@ -88,7 +89,8 @@ def kid_from_features(
         raise UsageError(f"subset_size must be in [2, {min(len(f1), len(f2))}] (the smaller set's size), got {m}")
     if subsets < 1: raise UsageError(f"subsets must be >= 1, got {subsets}")
     g = generator if generator is not None else torch.Generator().manual_seed(0)
-    vals = torch.stack([_poly_mmd2(f1[torch.randperm(len(f1), generator=g)[:m]], f2[torch.randperm(len(f2), generator=g)[:m]])
+    vals = torch.stack([_poly_mmd2(f1[torch.randperm(len(f1), generator=g)[:m]],
+                                   f2[torch.randperm(len(f2), generator=g)[:m]])
                         for _ in range(subsets)])
     return vals.mean().item(), vals.std(unbiased=False).item()
 
@@ -113,8 +115,8 @@ def fid_kid(
 class InceptionUnavailableError(RuntimeError):
     "Raised when no Inception-v3 FID network (torchmetrics or pytorch-fid, with its weights) can be loaded."
 
-_INCEPTION_MSG = ("Inception weights unavailable: install torchmetrics[image] and allow it to download pt_inception-2015-12-05, "
-                  "or use feature_fn=ddpm_nb.classifier.fmnist_features")
+_INCEPTION_MSG = ("Inception weights unavailable: install torchmetrics[image] and allow it to download "
+                  "pt_inception-2015-12-05, or use feature_fn=ddpm_nb.classifier.fmnist_features")
 _INCEPTION = {}
 
 def _make_torchmetrics():
@@ -139,7 +141,8 @@ def _inception_net(lib:str, make, why:list):
         if isinstance(e, RuntimeError) and not (bad := damaged_archives(hub)):
             raise   # not a damaged weights file: a bug, with its traceback
         what = f"{str(bad[0])!r}" if isinstance(e, RuntimeError) else f"the weights file in {str(hub)!r}"
-        raise InceptionUnavailableError(f"{lib} could not read its Inception weights ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
+        raise InceptionUnavailableError(f"{lib} could not read its Inception weights "
+                                        f"({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
                                         f"a download was probably cut: delete {what} to fetch it again") from e
 
 def damaged_archives(folder)->list:
@@ -149,7 +152,8 @@ def damaged_archives(folder)->list:
     for f in sorted(Path(folder).glob('*')) if Path(folder).is_dir() else []:
         try:
             with open(f, 'rb') as fh:
-                if fh.read(2) != b'PK': continue          # not a zip archive (an older torch.save format, or no weights)
+                # not a zip archive (an older torch.save format, or no weights)
+                if fh.read(2) != b'PK': continue
             with zipfile.ZipFile(f) as z:
                 if z.testzip() is not None: bad.append(f)
         except (zipfile.BadZipFile, OSError, EOFError): bad.append(f)
@@ -175,7 +179,7 @@ def inception_features(
     batch_size:int=50,  # images per forward pass
     device='cpu',       # where to run the network
 )->Tensor:              # Inception-v3 pool3 features, float64 [N, 2048]
-    "Inception-v3 pool3 features of `x` for FID, via torchmetrics or pytorch-fid if installed (else `InceptionUnavailableError`)."
+    "Inception-v3 pool3 features of `x` for FID, via torchmetrics or pytorch-fid (else `InceptionUnavailableError`)."
     x = x if isinstance(x, Tensor) else torch.as_tensor(np.asarray(x))
     if x.ndim != 4 or x.shape[1] not in (1, 3):
         raise UsageError(f"x must be images [N, C, H, W] with C = 1 or 3, got shape {tuple(x.shape)}")

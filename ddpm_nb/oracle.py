@@ -117,7 +117,8 @@ class _Oracle:
         return out.to(xt.dtype)
 
     def model_log_variance(self, v0:Tensor, t:Tensor, x:Tensor)->Tensor:
-        "log σ² of p_θ(x_{t-1}|x_t) for this var_type, given Var(x0|x_t) = `v0` (learned: log Var(x_{t-1}|x_t), clamped to the range for learned_range)."
+        """log σ² of p_θ(x_{t-1}|x_t) for this var_type, given Var(x0|x_t) = `v0` (learned: log Var(x_{t-1}|x_t),
+        clamped to the range for learned_range)."""
         S = self.S
         if self.var_type == 'fixedsmall': return extract(S.posterior_log_variance_clipped, t, x).expand_as(v0)
         if self.var_type == 'fixedlarge': return extract(S.fixedlarge_log_variance, t, x).expand_as(v0)
@@ -129,7 +130,8 @@ class _Oracle:
         return logvar
 
 class GaussianOracle(_Oracle):
-    "The optimal model for data x0 ~ N(mu, s² I): E[x0|x_t] linear in x_t (the best linear model for any data with these moments)."
+    """The optimal model for data x0 ~ N(mu, s² I): E[x0|x_t] linear in x_t (the best linear model for any data with
+    these moments)."""
     def __init__(
         self,
         mu,              # data mean: a float or a tensor broadcasting against one example (e.g. [D])
@@ -221,7 +223,8 @@ def oracle_bound(
     oracle,          # a `GaussianOracle` or `QuantizedOracle` (its schedule and var_type are used)
     P:Tensor,        # the data's bin probabilities, [D, 256] (independent coordinates)
 )->dict:             # vb: expected bound term per timestep index [T] (bits/dim); prior, total, nll (bits/dim)
-    "The expected bound terms of `oracle` (clip_denoised=False) on 8-bit data with bin probabilities `P`, by quadrature over x_t."
+    """The expected bound terms of `oracle` (clip_denoised=False) on 8-bit data with bin probabilities `P`, by
+    quadrature over x_t."""
     S, P = oracle.S, torch.as_tensor(P, dtype=torch.float64).reshape(-1, 256)
     D, x, delta = P.shape[0], bin_centers(), 2 / 255
     keep = (P > 0).any(0); xk, Pk = x[keep], P[:, keep]                                        # levels in the support
@@ -231,7 +234,8 @@ def oracle_bound(
         h = min(b / 6, b * b / (2 * delta))
         grid = torch.arange(a * xk.min().item() - 9 * b, a * xk.max().item() + 9 * b + h, h, dtype=torch.float64)
         # [D, N, K]
-        comp = Pk[:, None, :] * torch.exp(-(grid[None, :, None] - a * xk) ** 2 / (2 * b * b)) / (b * math.sqrt(2 * math.pi))
+        comp = (Pk[:, None, :] * torch.exp(-(grid[None, :, None] - a * xk) ** 2 / (2 * b * b))
+                / (b * math.sqrt(2 * math.pi)))
         qx = comp.sum(-1)                                                                      # q(x_t), [D, N]
         wq = qx * h / (qx * h).sum(-1, keepdim=True)                                           # quadrature weights
         t = torch.full((len(grid),), i)

@@ -17,7 +17,8 @@ class ScheduleSampler:
     "Base class: a distribution over timesteps (`weights`, unnormalized, float64 [T]) to sample from."
     def __init__(self, diffusion): self.num_timesteps = diffusion.num_timesteps
     def weights(self)->Tensor: raise NotImplementedError
-    def state_dict(self)->dict: return {}             # what a checkpoint keeps of the sampler (nothing, unless it learns)
+    # what a checkpoint keeps of the sampler (nothing, unless it learns)
+    def state_dict(self)->dict: return {}
     def load_state_dict(self, d:dict): pass
     def sample(self,
         batch_size:int,                      # number of timesteps to draw
@@ -53,7 +54,8 @@ class LossAwareSampler(ScheduleSampler):
         t, losses = t.detach().reshape(-1), losses.detach().reshape(-1).to(torch.float64)
         import torch.distributed as dist
         if dist.is_available() and dist.is_initialized():
-            ts, ls = [torch.zeros_like(t) for _ in range(dist.get_world_size())], [torch.zeros_like(losses) for _ in range(dist.get_world_size())]
+            ts, ls = ([torch.zeros_like(t) for _ in range(dist.get_world_size())],
+                      [torch.zeros_like(losses) for _ in range(dist.get_world_size())])
             dist.all_gather(ts, t); dist.all_gather(ls, losses)
             t, losses = torch.cat(ts), torch.cat(ls)
         self.update_with_all_losses(t.cpu().tolist(), losses.cpu().tolist())
@@ -66,11 +68,13 @@ class LossSecondMomentResampler(LossAwareSampler):
         self.history_per_term, self.uniform_prob = history_per_term, uniform_prob
         self._loss_history = torch.zeros(self.num_timesteps, history_per_term, dtype=torch.float64)
         self._loss_counts = torch.zeros(self.num_timesteps, dtype=torch.long)
-    def state_dict(self)->dict: return {'loss_history': self._loss_history.clone(), 'loss_counts': self._loss_counts.clone()}
+    def state_dict(self)->dict:
+        return {'loss_history': self._loss_history.clone(), 'loss_counts': self._loss_counts.clone()}
     def load_state_dict(self, d:dict):
         h, n = d['loss_history'], d['loss_counts']
         if tuple(h.shape) != tuple(self._loss_history.shape) or tuple(n.shape) != tuple(self._loss_counts.shape):
-            raise ValueError(f"a loss history of shape {tuple(h.shape)} for {self.num_timesteps} timesteps x {self.history_per_term}")
+            raise ValueError(f"a loss history of shape {tuple(h.shape)} for {self.num_timesteps} timesteps "
+                             f"x {self.history_per_term}")
         self._loss_history, self._loss_counts = h.to(torch.float64).clone(), n.to(torch.long).clone()
     def warmed_up(self)->bool: return bool((self._loss_counts == self.history_per_term).all())
     def weights(self):

@@ -7,7 +7,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 from .schedules import Schedule
-from .forward import gaussian_log_prob, q_mean_variance, q_sample, q_posterior_mean_variance, check_schedule, check_batch
+from .forward import (
+    gaussian_log_prob, q_mean_variance, q_sample, q_posterior_mean_variance, check_schedule, check_batch)
 _all_ = ['gaussian_log_prob']
 from .errors import UsageError
 
@@ -67,7 +68,8 @@ def vlb_terms(
     noise:Tensor|None=None, # ε for x_1..x_T, noise[i] draws the paper's x_{i+1}; shape [T, B, ...]; drawn if None
     decoder_nll=None,       # L_0 as decoder_nll(x0, mean, variance) -> [B]; default: the continuous Gaussian's -log density
 )->dict:                    # prior [B] = L_T, vb [B, T] with vb[:, 0] = L_0 and vb[:, i] = L_i, total [B] = L
-    "Single-sample estimates of the terms of L = L_T + Σ_{t>1} L_{t-1} + L_0 (nats), each x_t drawn independently from q(x_t|x_0)."
+    """Single-sample estimates of the terms of L = L_T + Σ_{t>1} L_{t-1} + L_0 (nats), each x_t drawn independently
+    from q(x_t|x_0)."""
     check_schedule(S); check_batch(x0, 'x0')
     T, B = S.T, x0.shape[0]
     if noise is None: noise = torch.randn((T, *x0.shape), dtype=x0.dtype, device=x0.device)

@@ -47,7 +47,8 @@ def sampling_variance(
     return variance, 'asked for'
 
 class Sampler:
-    "A reverse chain over chosen timesteps of `diffusion`: 'ancestral' (Algorithm 2, respaced), 'ddim' (η = `eta`), 'dpm++' (DPM-Solver++(2M), `08a_dpm_solver`) or 'dpm++sde' (its SDE variant)."
+    """A reverse chain over chosen timesteps of `diffusion`: 'ancestral' (Algorithm 2, respaced), 'ddim' (η = `eta`),
+    'dpm++' (DPM-Solver++(2M), `08a_dpm_solver`) or 'dpm++sde' (its SDE variant)."""
     def __init__(self,
         diffusion:GaussianDiffusion,  # the model's original diffusion (T steps)
         name:str='ancestral',         # 'ancestral', 'ddim', 'dpm++' or 'dpm++sde'
@@ -63,13 +64,14 @@ class Sampler:
         if not use or use[0] < 0 or use[-1] >= T:
             raise UsageError(f"timesteps must be a non-empty set of indices in [0, {T}), got {len(use)} from "
                              f"{use[:1]} to {use[-1:]}")
-        if use[0] != 0 and not name.startswith('dpm++'):                  # DPM-Solver++'s last step goes to the data from any index
+        # DPM-Solver++'s last step goes to the data from any index
+        if use[0] != 0 and not name.startswith('dpm++'):
             raise UsageError(f"timesteps must include index 0 (the last step, which yields x_0), got a smallest index "
                              f"of {use[0]}")
         var, self.variance_why = sampling_variance(d, variance)
         if name != 'ancestral' and variance != 'auto':                  # asked for, it would be ignored
-            raise UsageError(f"variance {variance!r} chooses the ancestral step's σ², and the {name!r} sampler has none to choose: leave "
-                             f"variance at 'auto', or sample with 'ancestral'")
+            raise UsageError(f"variance {variance!r} chooses the ancestral step's σ², and the {name!r} sampler has "
+                             f"none to choose: leave variance at 'auto', or sample with 'ancestral'")
         self.variance = var if name == 'ancestral' else None
         self.name, self.eta, self.clip_denoised, self.timesteps, self.base = name, float(eta), clip_denoised, use, d
         if name == 'ancestral' and var != d.model_var_type:       # the same process, another σ² in the reverse step
@@ -96,7 +98,8 @@ class Sampler:
         share_noise:int=1,             # the batch is `share_noise` equal blocks that get the same per-step noise
         progress:bool=False,           # a tqdm bar over the steps
     ):                                 # yields dict(t: original index, xt, pred_xstart, sample: the next state) per step
-        "Run the chain from `xt` down to x_0, yielding each step's x_t, x̂_0 and x_{t-1}; a non-finite x_0 is an error naming the first bad step."
+        """Run the chain from `xt` down to x_0, yielding each step's x_t, x̂_0 and x_{t-1}; a non-finite x_0 is an error
+        naming the first bad step."""
         d, x = self.diffusion, xt
         if not isinstance(x, Tensor) or x.ndim < 2 or not x.is_floating_point():
             raise UsageError(f"xt must be a float tensor [B, C, ...], got {type(x).__name__} "
@@ -107,10 +110,14 @@ class Sampler:
             z = randn((x.shape[0] // share_noise, *x.shape[1:]), generator, x.device, x.dtype)
             return z.repeat(share_noise, *([1] * (x.ndim - 1)))
         noisy = self.name in ('ancestral', 'dpm++sde') or (self.name == 'ddim' and self.eta > 0)
-        if self.name == 'ancestral': step = lambda x_, t, z: d.p_sample(model, x_, t, self.clip_denoised, noise=z)
-        elif self.name == 'dpm++': step = lambda x_, t, z, s=DPMSolverStepper(d, model, 2, self.clip_denoised): s.step(x_, t)
-        elif self.name == 'dpm++sde': step = lambda x_, t, z, s=DPMSolverStepper(d, model, 2, self.clip_denoised, sde=True): s.step(x_, t, z)
-        else: step = lambda x_, t, z: d.ddim_sample(model, x_, t, self.clip_denoised, eta=self.eta, noise=z)
+        if self.name == 'ancestral':
+            step = lambda x_, t, z: d.p_sample(model, x_, t, self.clip_denoised, noise=z)
+        elif self.name == 'dpm++':
+            step = lambda x_, t, z, s=DPMSolverStepper(d, model, 2, self.clip_denoised): s.step(x_, t)
+        elif self.name == 'dpm++sde':
+            step = lambda x_, t, z, s=DPMSolverStepper(d, model, 2, self.clip_denoised, sde=True): s.step(x_, t, z)
+        else:
+            step = lambda x_, t, z: d.ddim_sample(model, x_, t, self.clip_denoised, eta=self.eta, noise=z)
         first_bad = torch.full((), -1, device=x.device)                 # kept on the device: no sync per step
         for out in d.reverse_steps(x, step, progress, noise_fn=shared if noisy else None):
             t = self.timesteps[out['t']]
@@ -186,7 +193,7 @@ def denoise_from(
 
 # %% ../nbs/08_sample.ipynb #b47242d3
 def available_memory()->int|None:
-    "Bytes of memory a new allocation can take now (Linux's MemAvailable: free pages and reclaimable cache), or None where unknown."
+    "Bytes a new allocation can take now (Linux's MemAvailable: free pages and reclaimable cache), or None if unknown."
     try:
         with open('/proc/meminfo') as f:
             for line in f:
@@ -202,7 +209,8 @@ def memory_shortfall(nbytes:int)->int|None:
 
 def _shape_of(model, shape):
     if shape is not None:
-        ok = isinstance(shape, (tuple, list, torch.Size)) and len(shape) == 3 and all(hasattr(s, '__index__') and not isinstance(s, bool) and s >= 1 for s in shape)
+        ok = (isinstance(shape, (tuple, list, torch.Size)) and len(shape) == 3
+              and all(hasattr(s, '__index__') and not isinstance(s, bool) and s >= 1 for s in shape))
         if not ok: raise UsageError(f"shape must be (C, H, W) of positive ints, got {shape!r}")
         return tuple(int(s) for s in shape)
     cfg = getattr(model, 'config', None) or {}
@@ -228,14 +236,16 @@ def sample(
     precision:str='auto',         # the network's autocast: 'auto' (bf16 where native, `resolve_precision`), 'fp32', 'bf16'
     plan:dict|None=None,          # if a dict: filled with what was used (sampler, steps, timesteps, variance, precision, why)
 )->Tensor:                        # float [n, C, H, W] in [-1, 1] on the CPU, or on_batch's outputs concatenated
-    "`n` samples of `model`: the package's one sampling front-end (the CLI, the trainer's grids, evaluation and the notebooks call it)."
+    """`n` samples of `model`: the package's one sampling front-end (the CLI, the trainer's grids, evaluation and the
+    notebooks call it)."""
     n, batch_size = check_int(n, 'n', 1), check_int(batch_size, 'batch_size', 1)
     shape, sm = _shape_of(model, shape), sampler_for(diffusion, sampler, steps, eta, variance=variance)
     need = 2 * 4 * n * math.prod(shape)                                 # float32 batches, then joined: twice
     if on_batch is None and (free := memory_shortfall(need)) is not None:
-        raise UsageError(f"{n:,} samples of shape {shape} need {need / 1e9:.3g} GB as float32 (the batches, then joined), and "
-                         f"{free / 1e9:.3g} GB is available: draw at most {max(1, free * n // need):,} per call, or pass "
-                         f"on_batch to shrink each batch as it is made (e.g. to uint8 with data.from_model_range)")
+        raise UsageError(f"{n:,} samples of shape {shape} need {need / 1e9:.3g} GB as float32 (the batches, then "
+                         f"joined), and {free / 1e9:.3g} GB is available: draw at most {max(1, free * n // need):,} "
+                         f"per call, or pass on_batch to shrink each batch as it is made "
+                         f"(e.g. to uint8 with data.from_model_range)")
     if device is None: device = model_device(model)
     prec, prec_why = resolve_precision(precision, device)
     if plan is not None:
@@ -276,12 +286,15 @@ def record_steps(
     steps,     # the steps of a reverse chain, each a dict with t, xt, pred_xstart and sample (`Sampler.progressive`, `p_sample_loop_progressive`)
     keep,      # the step numbers to record (0: the first step, from x_T)
 )->dict:       # t long [K] (the recorded steps' t), xt and xstart [K, B, ...], sample [B, ...] (the chain's end); all on the CPU
-    "Run a reverse chain to its end, recording x_t and the predicted x̂_0 at the steps numbered in `keep`: the one recorder of trajectories."
+    """Run a reverse chain to its end, recording x_t and the predicted x̂_0 at the steps numbered in `keep`: the one
+    recorder of trajectories."""
     ts, xts, x0s, out = [], [], [], None
     for k, out in enumerate(steps):
-        if k in keep: ts.append(out['t']); xts.append(out['xt'].detach().cpu()); x0s.append(out['pred_xstart'].detach().cpu())
+        if k in keep:
+            ts.append(out['t']); xts.append(out['xt'].detach().cpu()); x0s.append(out['pred_xstart'].detach().cpu())
     if out is None or not ts: raise UsageError("nothing to record: the chain made no steps, or keep names none of them")
-    return dict(t=torch.tensor(ts, dtype=torch.long), xt=torch.stack(xts), xstart=torch.stack(x0s), sample=out['sample'].detach().cpu())
+    return dict(t=torch.tensor(ts, dtype=torch.long), xt=torch.stack(xts), xstart=torch.stack(x0s),
+                sample=out['sample'].detach().cpu())
 
 @torch.no_grad()
 def progressive_xstart(
@@ -342,7 +355,7 @@ def interpolate(
     steps:int|None=None,          # reverse steps from t (None: all t + 1)
     generator:torch.Generator|None=None, # CPU generator for the shared encoder noise and the shared reverse noise
 )->dict:                          # images [L, B, C, H, W], xt [L, B, C, H, W], lambdas [L]
-    "Decode linear interpolations of x_t and x'_t (same encoder noise, same reverse noise for every λ), the paper's Fig. 8."
+    "Decode linear interpolations of x_t and x'_t (same encoder and reverse noise for every λ), the paper's Fig. 8."
     d = _plain(diffusion)
     if not isinstance(x0a, Tensor) or not isinstance(x0b, Tensor) or x0a.shape != x0b.shape or x0a.ndim != 4:
         raise UsageError(f"x0a and x0b must be image batches [B, C, H, W] of one shape, got "

@@ -38,9 +38,11 @@ def _check_args(name, T, beta_start, beta_end, kw):
     T = check_int(T, 'T', 1, why='a number of diffusion steps, e.g. T=1000')
     try: ram = os.sysconf('SC_PHYS_PAGES') * os.sysconf('SC_PAGE_SIZE')
     except (ValueError, OSError, AttributeError): ram = None
-    if ram is not None and 16 * 8 * T > ram:        # the betas and the ~15 float64 arrays a diffusion precomputes from them
-        raise UsageError(f"T={T:,} steps need about {16 * 8 * T / 1e9:.3g} GB for the schedule's float64 arrays, more than this machine's "
-                         f"{ram / 1e9:.3g} GB; diffusion models use T = 1000 to a few thousand (the paper: 1000)")
+    # the betas and the ~15 float64 arrays a diffusion precomputes from them
+    if ram is not None and 16 * 8 * T > ram:
+        raise UsageError(f"T={T:,} steps need about {16 * 8 * T / 1e9:.3g} GB for the schedule's float64 arrays, "
+                         f"more than this machine's {ram / 1e9:.3g} GB; diffusion models use T = 1000 to a few "
+                         f"thousand (the paper: 1000)")
     bad = sorted(set(kw) - set(_OPTIONS.get(name, ())))
     if bad:
         opts = ', '.join(_OPTIONS.get(name, ())) or 'none'
@@ -48,9 +50,11 @@ def _check_args(name, T, beta_start, beta_end, kw):
                         f"the {name} schedule's own options: {opts}")
     for arg, val in (('beta_start', beta_start), ('beta_end', beta_end)):
         if arg not in _USES[name] and val != _DEFAULTS[arg]:
-            what = 'it is defined through ᾱ_t' if name == 'cosine' else 'β_t = 1/(T-t+1)' if name == 'jsd' else 'its constant is beta_end'
+            what = ('it is defined through ᾱ_t' if name == 'cosine' else 'β_t = 1/(T-t+1)' if name == 'jsd'
+                    else 'its constant is beta_end')
             raise UsageError(f"{arg}={val!r} is not used by the {name!r} schedule ({what}); leave {arg} at its default "
-                             f"or pick a schedule that uses it ({', '.join(n for n in BETA_SCHEDULES if arg in _USES[n])})")
+                             f"or pick a schedule that uses it "
+                             f"({', '.join(n for n in BETA_SCHEDULES if arg in _USES[n])})")
     return T
 
 def get_beta_schedule(
@@ -112,13 +116,16 @@ class Schedule:
         self.posterior_mean_coef2 = (1.0 - acp) * self.alphas.sqrt() / (1.0 - ac)      # multiplies x_t
         self.snr = ac / (1.0 - ac)
         self.log_betas = b.log()
-        # the paper's other fixed choice σ_t² = β_t ('fixedlarge'), with β̃_2 at t = 1 as the reference has it (β̃_1 = 0)
+        # the paper's other fixed choice σ_t² = β_t ('fixedlarge'),
+        # with β̃_2 at t = 1 as the reference has it (β̃_1 = 0)
         self.fixedlarge_variance = torch.cat([pv[1:2], b[1:]]) if self.T > 1 else b.clone()
         self.fixedlarge_log_variance = self.fixedlarge_variance.log()
         # (name, device, dtype) -> array, for `coef`
         self._cast = {}
 
-    def __repr__(self): return f"Schedule(T={self.T}, beta=[{self.betas[0].item():.3g} … {self.betas[-1].item():.3g}], abar_T={self.alphas_cumprod[-1].item():.3g})"
+    def __repr__(self):
+        return (f"Schedule(T={self.T}, beta=[{self.betas[0].item():.3g} … {self.betas[-1].item():.3g}], "
+                f"abar_T={self.alphas_cumprod[-1].item():.3g})")
 
 # %% ../nbs/00_schedules.ipynb #c091441f
 def extract(

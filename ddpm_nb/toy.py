@@ -54,7 +54,8 @@ class ToyMLP(nn.Module):
         self.register_buffer('freqs', math.pi * 2.0 ** torch.arange(n_freq, dtype=torch.float32), persistent=False)
         self.inp = nn.Linear(dim * (1 + 2 * n_freq), hidden)
         self.temb = nn.Sequential(nn.Linear(emb_dim, hidden), nn.SiLU(), nn.Linear(hidden, hidden))
-        self.blocks = nn.ModuleList([nn.Sequential(nn.LayerNorm(hidden), nn.SiLU(), nn.Linear(hidden, hidden)) for _ in range(depth)])
+        self.blocks = nn.ModuleList([nn.Sequential(nn.LayerNorm(hidden), nn.SiLU(), nn.Linear(hidden, hidden))
+                                     for _ in range(depth)])
         self.out = nn.Sequential(nn.LayerNorm(hidden), nn.SiLU(), nn.Linear(hidden, self.out_dim))
 
     def forward(self, x:Tensor, t:Tensor)->Tensor:
@@ -107,9 +108,11 @@ def train_toy(
     "Train `model` for `steps` Adam steps on fresh data batches, timesteps uniform in [0, T); return the losses."
     g = torch.Generator().manual_seed(seed)
     groups = [dict(params=list(model.parameters()), lr=lr)]
-    if isinstance(diffusion, nn.Module): groups.append(dict(params=list(diffusion.parameters()), lr=lr if diffusion_lr is None else diffusion_lr))
+    if isinstance(diffusion, nn.Module):
+        groups.append(dict(params=list(diffusion.parameters()), lr=lr if diffusion_lr is None else diffusion_lr))
     opt = torch.optim.Adam(groups)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[gr['lr'] for gr in groups], total_steps=steps, pct_start=0.1)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[gr['lr'] for gr in groups], total_steps=steps,
+                                                pct_start=0.1)
     losses = []
     model.train()
     for _ in range(steps):

@@ -13,8 +13,11 @@ from .data import to_model_range, random_flip, default_flip, load_images
 from .grid import save_image_grid, atomic_file
 from .sample import sample, sampler_for, memory_shortfall
 from .diffusion import DIFFUSION_KEYS
-from .checkpoint import CheckpointError, build_diffusion, latest_checkpoint, load_checkpoint, load_model, save_checkpoint
-from .machine import AUTOCAST_DTYPES, RUN_MARKER, RunLock, check_run_dir, cpu_flags, dist_info, is_run_dir, pick_device, resolve_precision
+from .checkpoint import (
+    CheckpointError, build_diffusion, latest_checkpoint, load_checkpoint, load_model, save_checkpoint)
+from .machine import (
+    AUTOCAST_DTYPES, RUN_MARKER, RunLock, check_run_dir, cpu_flags, dist_info,
+    is_run_dir, pick_device, resolve_precision)
 from .resample import LossAwareSampler, create_named_schedule_sampler
 from .config import TrainConfig, build_model, check_size_fits, diffusion_config, lr_at, make_config, merge_resume
 from .ema import EMA
@@ -73,7 +76,8 @@ class NonFiniteLossError(RuntimeError):
     "The training loss became NaN or inf."
 
 def read_metrics(run:str|Path)->list[dict]:
-    "The rows of a run's `metrics.jsonl` (`run`: the run directory or the file), oldest first; only the last line may be cut off (a write cut by a kill), anything else is an error."
+    """The rows of a run's `metrics.jsonl` (`run`: the run directory or the file), oldest first; only the last line may
+    be cut off (a write cut by a kill), anything else is an error."""
     path = Path(run).expanduser()
     if path.is_dir(): path = path / 'metrics.jsonl'
     rows = []
@@ -104,22 +108,26 @@ def _load_data(cfg:TrainConfig, images:Tensor|None):
 
 # %% ../nbs/07_train.ipynb #18b4b0b8
 def _warm_start(model:nn.Module, src, dcfg:dict):
-    "Load `src`'s EMA weights into `model` (a fresh run's `init`); the architectures and the diffusions (`dcfg`, this run's) must be the same."
+    """Load `src`'s EMA weights into `model` (a fresh run's `init`); the architectures and the diffusions (`dcfg`, this
+    run's) must be the same."""
     init, idiff, icfg = load_model(src)
     hd = idiff.to_config()                                  # older files read back in today's form
     ddiff = [k for k in DIFFUSION_KEYS if hd.get(k) != dcfg.get(k)]
     if ddiff:
-        raise UsageError(f"init {str(src)!r} was trained with {', '.join(f'{k}={hd.get(k)!r}' for k in ddiff)}, this run asks for "
-                         f"{', '.join(f'{k}={dcfg.get(k)!r}' for k in ddiff)}: a warm start keeps its model's diffusion, so ask for the same")
+        raise UsageError(f"init {str(src)!r} was trained with {', '.join(f'{k}={hd.get(k)!r}' for k in ddiff)}, "
+                         f"this run asks for {', '.join(f'{k}={dcfg.get(k)!r}' for k in ddiff)}: "
+                         f"a warm start keeps its model's diffusion, so ask for the same")
     have, want = icfg['model']['config'], json.loads(json.dumps(model.config))   # JSON turns tuples into lists
     diff = sorted(k for k in have.keys() | want.keys() if have.get(k) != want.get(k))
     if diff:
-        raise UsageError(f"init {str(src)!r} is a different U-Net ({', '.join(f'{k}={have.get(k)!r}' for k in diff)}; this run builds "
-                         f"{', '.join(f'{k}={want.get(k)!r}' for k in diff)}): choose the same --preset and model settings")
+        raise UsageError(f"init {str(src)!r} is a different U-Net ({', '.join(f'{k}={have.get(k)!r}' for k in diff)}; "
+                         f"this run builds {', '.join(f'{k}={want.get(k)!r}' for k in diff)}): "
+                         f"choose the same --preset and model settings")
     model.load_state_dict(init.state_dict())
 
 class Trainer:
-    "One training run, its state on `self`: `__init__` sets it up (or restores it), `run_loop` trains (improved-diffusion's `TrainLoop`)."
+    """One training run, its state on `self`: `__init__` sets it up (or restores it), `run_loop` trains
+    (improved-diffusion's `TrainLoop`)."""
     def __init__(self,
         cfg:TrainConfig,              # the run
         images:Tensor|None=None,      # uint8 [N, C, H, W] to train on instead of loading `cfg.dataset`
@@ -129,14 +137,20 @@ class Trainer:
     ):
         self.rank, self.world, local_rank, self.we_init = dist_info(cfg.device)
         self.out, self.progress, self.notes = Path(cfg.out), progress, []
-        self.log = log if log is not None else (lambda s: print(s, file=sys.stderr, flush=True)) if progress else (lambda s: None)
-        self.wall_start = time.time()  # wall-clock time (time.time()) the time budget counts from; `run_loop` restarts it
-        self.ckpt = None               # the newest checkpoint of this run: the one to go back to if the loss becomes NaN
+        self.log = (log if log is not None else (lambda s: print(s, file=sys.stderr, flush=True)) if progress
+                    else (lambda s: None))
+        # wall-clock time (time.time()) the time budget counts from; `run_loop` restarts it
+        self.wall_start = time.time()
+        # the newest checkpoint of this run: the one to go back to if the loss becomes NaN
+        self.ckpt = None
         if self.rank == 0: check_run_dir(self.out)     # never a directory of someone else's files
-        if resume not in (False, True, 'auto'): raise UsageError(f"resume must be True, False or 'auto', got {resume!r}")
-        if resume != 'auto' and resume and not is_run_dir(self.out):   # a typo in cfg.out must not start a new run silently
-            raise UsageError(f"resume=True: {str(self.out)!r} holds no run to resume (no checkpoints); check cfg.out, or start a new run "
-                             f"with resume=False (resume='auto' continues a run where there is one and starts it where there is none)")
+        if resume not in (False, True, 'auto'):
+            raise UsageError(f"resume must be True, False or 'auto', got {resume!r}")
+        # a typo in cfg.out must not start a new run silently
+        if resume != 'auto' and resume and not is_run_dir(self.out):
+            raise UsageError(f"resume=True: {str(self.out)!r} holds no run to resume (no checkpoints); check cfg.out, "
+                             f"or start a new run with resume=False "
+                             f"(resume='auto' continues a run where there is one and starts it where there is none)")
         created = self.rank == 0 and not self.out.exists()
         # one trainer per run directory (rank 0 writes for all)
         self.lock = RunLock(self.out).acquire() if self.rank == 0 else None
@@ -145,11 +159,12 @@ class Trainer:
             self.close()
             if created:                                   # a run refused before it began leaves no directory behind
                 with contextlib.suppress(OSError):
-                    if [p.name for p in self.out.iterdir()] == ['.lock']: (self.out / '.lock').unlink(); self.out.rmdir()
+                    if [p.name for p in self.out.iterdir()] == ['.lock']:
+                        (self.out / '.lock').unlink(); self.out.rmdir()
             raise
 
     def _setup(self, cfg, images, resume, local_rank):
-        "Set the run up, one step after another; their order fixes the random streams, so a resumed run draws what it drew before."
+        "Set the run up in steps whose order fixes the random streams, so a resumed run draws what it drew before."
         cfg, ck = self._resume_point(cfg, resume)
         self._place(cfg, local_rank)
         self._diffusion()
@@ -161,7 +176,8 @@ class Trainer:
         self.config = make_config(self.cfg, self.model, self.data_info, self.machine)
 
     def _resume_point(self, cfg, resume)->tuple:
-        "(config, checkpoint): the newest checkpoint and its config merged with `cfg` on resume, else `cfg` and None; a fresh run refuses a directory with checkpoints."
+        """(config, checkpoint): the newest checkpoint and its config merged with `cfg` on resume, else `cfg` and None;
+        a fresh run refuses a directory with checkpoints."""
         last = latest_checkpoint(self.out)
         if resume and last is not None:
             ck = load_checkpoint(last)
@@ -176,7 +192,8 @@ class Trainer:
         return cfg, None
 
     def _place(self, cfg, local_rank):
-        "The device and the precision (and why: `self.machine`); the config's open choices frozen: precision, warm-up length, flips."
+        """The device and the precision (and why: `self.machine`); the config's open choices frozen: precision,
+        warm-up length, flips."""
         device = self.device = pick_device(cfg.device, local_rank)
         prec, why = resolve_precision(cfg.precision, device)
         self.machine = {'device': str(device), 'precision': prec, 'precision_why': why, 'torch': torch.__version__,
@@ -190,7 +207,8 @@ class Trainer:
         self.cfg, self.amp = cfg, AUTOCAST_DTYPES.get(prec)    # the autocast dtype, None for fp32
 
     def _diffusion(self):
-        "The diffusion (its settings were checked by `TrainConfig`) and its timestep sampler; the grids' sampler tried on it before any data are loaded."
+        """The diffusion (its settings were checked by `TrainConfig`) and its timestep sampler; the grids' sampler
+        tried on it before any data are loaded."""
         cfg = self.cfg
         self.diffusion = build_diffusion(diffusion_config(cfg))
         self.schedule_sampler = create_named_schedule_sampler(cfg.schedule_sampler, self.diffusion)
@@ -198,48 +216,58 @@ class Trainer:
             with warnings.catch_warnings():
                 warnings.simplefilter('ignore'); sampler_for(self.diffusion, cfg.sampler, cfg.sample_steps)
         except UsageError as e:
-            raise UsageError(f"sample_steps={cfg.sample_steps} cannot draw the sample grids with {cfg.sampler!r}: {e}") from None
+            raise UsageError(f"sample_steps={cfg.sample_steps} cannot draw the sample grids "
+                             f"with {cfg.sampler!r}: {e}") from None
 
     def _data(self, images, ck):
-        "The images (checked against the preset) on the device, the data order and this rank's slice of a batch; a note if the data changed size."
+        """The images (checked against the preset) on the device, the data order and this rank's slice of a batch; a
+        note if the data changed size."""
         cfg = self.cfg
         images = _load_data(cfg, images)
         N, C, H, W = images.shape
-        if C not in (1, 3): raise UsageError(f"the images have {C} channels; a run trains on 1 (grayscale) or 3 (RGB), what its grids can show")
-        if (free := memory_shortfall(8 * cfg.sample_n * C * H * W)) is not None:          # the grids' float32 samples, joined
-            raise UsageError(f"sample_n={cfg.sample_n:,} images of {C}x{H}x{W} for the sample grids need {8 * cfg.sample_n * C * H * W / 1e9:.3g} GB, and "
-                             f"{free / 1e9:.3g} GB is available: choose a smaller sample_n (--sample-n; the default is 64)")
+        if C not in (1, 3):
+            raise UsageError(f"the images have {C} channels; a run trains on 1 (grayscale) or 3 (RGB), "
+                             f"what its grids can show")
+        # the grids' float32 samples, joined
+        if (free := memory_shortfall(8 * cfg.sample_n * C * H * W)) is not None:
+            raise UsageError(f"sample_n={cfg.sample_n:,} images of {C}x{H}x{W} for the sample grids need "
+                             f"{8 * cfg.sample_n * C * H * W / 1e9:.3g} GB, and {free / 1e9:.3g} GB is available: "
+                             f"choose a smaller sample_n (--sample-n; the default is 64)")
         n_then = (ck['config'].get('dataset') or {}).get('n') if ck is not None else None
         if n_then is not None and n_then != N:
-            self.notes.append(f"note: the data now hold {N} images, the run was trained on {n_then}; it goes on with the {N} (a new "
-                              f"epoch order from the next epoch)")
+            self.notes.append(f"note: the data now hold {N} images, the run was trained on {n_then}; "
+                              f"it goes on with the {N} (a new epoch order from the next epoch)")
         if H != W: raise UsageError(f"the images are {H}x{W}, and the U-Net takes square images: pass --image-size N")
         check_size_fits(cfg.preset, cfg.model, H, f"the data's size {H}x{W}")
-        self.order, self.sl = DataOrder(N, cfg.batch_size, seed=cfg.seed), rank_slice(cfg.batch_size, self.rank, self.world)
+        self.order, self.sl = (DataOrder(N, cfg.batch_size, seed=cfg.seed),
+                               rank_slice(cfg.batch_size, self.rank, self.world))
         # the whole uint8 dataset on the GPU: no copies per step
         self.images = images.to(self.device) if self.device.type == 'cuda' else images
         self.data_info = {'name': cfg.dataset, 'split': cfg.split, 'n': N, 'shape': [C, H, W]}
 
     def _build(self, fresh:bool):
-        "The network (the same initial weights on every rank), a warm start, the EMA, the random streams, the optimizer."
+        "The network (same initial weights on every rank), a warm start, the EMA, the random streams, the optimizer."
         cfg, device, (C, H, W) = self.cfg, self.device, self.data_info['shape']
         torch.manual_seed(cfg.seed)                                # the initial weights: the same on every rank
         model = self.model = build_model(cfg, in_ch=C, resolution=H)
         if model.config.get('in_ch', C) != C or model.config.get('resolution', H) != H:
             raise UsageError(f"preset {cfg.preset!r} expects "
-                             f"{model.config.get('in_ch')}x{model.config.get('resolution')}px images, the data are {C}x{H}x{W}")
+                             f"{model.config.get('in_ch')}x{model.config.get('resolution')}px images, "
+                             f"the data are {C}x{H}x{W}")
         if cfg.init is not None and fresh: _warm_start(model, cfg.init, self.diffusion.to_config())
         self.ema = EMA(model, cfg.ema_decay, cfg.ema_warmup, cfg.ema_power)
         self.gen = torch.Generator().manual_seed(cfg.seed + 1)    # t, ε and flips, shared by all ranks
         torch.manual_seed(cfg.seed + 2 + self.rank)               # dropout: each rank its own stream
         if device.type == 'cuda': torch.cuda.manual_seed(cfg.seed + 2 + self.rank)
         model.to(device); self.ema.model.to(device)
-        self.opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=tuple(cfg.adam_betas), eps=cfg.adam_eps, weight_decay=cfg.weight_decay,
-                                    fused=True)               # one kernel for all parameters, on the CPU as on a GPU (13_benchmarks)
+        # fused: one kernel for all parameters, on the CPU as on a GPU (13_benchmarks)
+        self.opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=tuple(cfg.adam_betas), eps=cfg.adam_eps,
+                                    weight_decay=cfg.weight_decay, fused=True)
         self.scaler = torch.amp.GradScaler('cuda', enabled=cfg.precision == 'fp16')
 
     def _wrap(self):
-        "What a step calls, `net_call`: the network, in DDP across processes, compiled if asked (`self.model` stays the bare network)."
+        """What a step calls, `net_call`: the network, in DDP across processes, compiled if asked (`self.model` stays
+        the bare network)."""
         self.net = self.model
         if self.world > 1:
             from torch.nn.parallel import DistributedDataParallel as DDP
@@ -247,12 +275,14 @@ class Trainer:
         self.net_call = torch.compile(self.net) if self.cfg.compile else self.net
 
     def _restore(self, ck):
-        "Weights, EMA, optimizer, scaler, data position, timestep sampler and random states from a checkpoint (a damaged one: a CheckpointError naming it)."
+        """Weights, EMA, optimizer, scaler, data position, timestep sampler and random states from a checkpoint (a
+        damaged one: a CheckpointError naming it)."""
         try: self._restore_state(ck)
         except (KeyError, TypeError, ValueError, IndexError, RuntimeError) as e:
             if isinstance(e, UsageError): raise
-            raise CheckpointError(f"checkpoint {str(ck['path'])!r} cannot be resumed: its state.pt or weights are damaged "
-                                  f"({type(e).__name__}: {str(e).splitlines()[0][:80] if str(e) else ''}); move {ck['path'].name} out of the run "
+            raise CheckpointError(f"checkpoint {str(ck['path'])!r} cannot be resumed: its state.pt or weights are "
+                                  f"damaged ({type(e).__name__}: {str(e).splitlines()[0][:80] if str(e) else ''}); "
+                                  f"move {ck['path'].name} out of the run "
                                   f"directory and --resume continues from the checkpoint before it") from None
 
     def _restore_state(self, ck):
@@ -261,15 +291,17 @@ class Trainer:
         self.opt.load_state_dict(st['optimizer']); self.ema.load_state_dict(st['ema'])
         if st.get('scaler'): self.scaler.load_state_dict(st['scaler'])
         self.order.load_state_dict(st['data']); self.step = int(st['step'])
-        self.schedule_sampler.load_state_dict(st.get('schedule_sampler', {}))    # checkpoints from before the samplers: uniform
+        # checkpoints from before the samplers: uniform
+        self.schedule_sampler.load_state_dict(st.get('schedule_sampler', {}))
         self.elapsed0, self.last_loss = float(st['metrics'].get('elapsed', 0.0)), st['metrics'].get('last_loss')
         rngs = st['rng']
         if len(rngs) == self.world: set_rng_state(rngs[self.rank], self.gen)
         # a different number of processes: the shared stream continues, dropout is reseeded
         else:
             self.gen.set_state(rngs[0]['gen']); torch.manual_seed(self.cfg.seed + 2 + self.rank + 1000 * self.step)
-            self.notes.append(f"note: the run was saved by {len(rngs)} process(es) and resumes on {self.world}: the data order, t and ε go "
-                              f"on as before, dropout is reseeded, so the run is no longer bit-identical to one that kept {len(rngs)}")
+            self.notes.append(f"note: the run was saved by {len(rngs)} process(es) and resumes on {self.world}: "
+                              f"the data order, t and ε go on as before, dropout is reseeded, so the run is no longer "
+                              f"bit-identical to one that kept {len(rngs)}")
         if self.rank == 0: _truncate_jsonl(self.out / 'metrics.jsonl', self.step)
 
     def close(self):
@@ -282,7 +314,8 @@ class Trainer:
 # %% ../nbs/07_train.ipynb #527445c7
 @patch
 def next_batch(self:Trainer)->tuple:
-    "This rank's slice of the next global batch: x_0 in [-1, 1] (flipped), t and its importance weights, ε; all drawn from the shared generator."
+    """This rank's slice of the next global batch: x_0 in [-1, 1] (flipped), t and its importance weights, ε; all drawn
+    from the shared generator."""
     idx = self.order.next()
     x = to_model_range(self.images[idx])
     if self.cfg.random_flip: x = random_flip(x, self.gen)
@@ -297,11 +330,14 @@ def forward_backward(self:Trainer,
     noise:Tensor,    # ε, like x
     weights:Tensor,  # importance weights 1/(T p_t) of the timesteps, float [B] (all 1 for uniform t)
 )->Tensor:           # the loss, detached, averaged over ranks: a scalar
-    "The weighted mean loss of the batch under autocast, backpropagated; a loss-aware timestep sampler is told each example's loss."
+    """The weighted mean loss of the batch under autocast, backpropagated; a loss-aware timestep sampler is told each
+    example's loss."""
     self.net.train()
     with torch.autocast(self.device.type, dtype=self.amp, enabled=self.amp is not None):
-        losses = self.diffusion.training_losses(self.net_call, x, t, noise=noise, snr_gamma=self.cfg.snr_gamma)['loss'].float()
-        if isinstance(self.schedule_sampler, LossAwareSampler): self.schedule_sampler.update_with_local_losses(t, losses.detach())
+        losses = self.diffusion.training_losses(self.net_call, x, t, noise=noise,
+                                                snr_gamma=self.cfg.snr_gamma)['loss'].float()
+        if isinstance(self.schedule_sampler, LossAwareSampler):
+            self.schedule_sampler.update_with_local_losses(t, losses.detach())
         loss = (losses * weights).mean()
     self.opt.zero_grad(set_to_none=True)
     self.scaler.scale(loss).backward()
@@ -313,7 +349,7 @@ def forward_backward(self:Trainer,
 
 @patch
 def lr_now(self:Trainer)->float:
-    "The learning rate of this step: warm-up, then constant or cosine over the run (steps, or the fraction of `minutes` used)."
+    "This step's learning rate: warm-up, then constant or cosine over the run (steps, or the share of `minutes` used)."
     cfg = self.cfg
     return lr_at(self.step, cfg.lr, cfg.warmup_steps, cfg.lr_schedule, self._done())
 
@@ -330,7 +366,8 @@ def optimize(self:Trainer, lr:float)->Tensor:
 
 @patch
 def run_step(self:Trainer)->tuple:
-    "One optimizer step of Algorithm 1 — learning rate, batch, loss and gradient, the CPU's NaN check, optimize; returns (loss, lr, grad norm)."
+    """One optimizer step of Algorithm 1 — learning rate, batch, loss and gradient, the CPU's NaN check, optimize;
+    returns (loss, lr, grad norm)."""
     lr = self.lr_now()
     lval = self.forward_backward(*self.next_batch())
     if self.device.type != 'cuda':
@@ -344,8 +381,10 @@ def checked(self:Trainer, lval:Tensor)->float:
     "The loss as a float, or stop: on a GPU this is the one host sync, done only when a number is needed."
     v = lval.item()
     if not math.isfinite(v):
-        raise NonFiniteLossError(f"the loss became {v} {'at' if self.device.type != 'cuda' else 'by'} step {self.step + 1}; stopped. The last good checkpoint is "
-                                 f"{str(self.ckpt) if self.ckpt else 'none (no checkpoint written yet)'}; try a lower --lr" + (" or --precision fp32" if self.amp is not None else ''))
+        raise NonFiniteLossError(f"the loss became {v} {'at' if self.device.type != 'cuda' else 'by'} "
+                                 f"step {self.step + 1}; stopped. The last good checkpoint is "
+                                 f"{str(self.ckpt) if self.ckpt else 'none (no checkpoint written yet)'}; "
+                                 f"try a lower --lr" + (" or --precision fp32" if self.amp is not None else ''))
     return v
 
 @patch
@@ -357,49 +396,54 @@ def save(self:Trainer)->Path|None:
         rngs = [None] * self.world; dist.all_gather_object(rngs, rng_state(self.gen))
     if self.rank != 0: return None
     elapsed = self.elapsed0 + time.time() - self.wall_start
-    state = {'step': self.step, 'optimizer': self.opt.state_dict(), 'scaler': self.scaler.state_dict() if self.scaler.is_enabled() else {},
-             'ema': self.ema.state_dict(), 'data': self.order.state_dict(), 'schedule_sampler': self.schedule_sampler.state_dict(), 'rng': rngs,
+    state = {'step': self.step, 'optimizer': self.opt.state_dict(),
+             'scaler': self.scaler.state_dict() if self.scaler.is_enabled() else {},
+             'ema': self.ema.state_dict(), 'data': self.order.state_dict(),
+             'schedule_sampler': self.schedule_sampler.state_dict(), 'rng': rngs,
              'metrics': {'elapsed': elapsed, 'last_loss': self.last_loss}}
-    return save_checkpoint(self.out, self.step, dict(self.config, elapsed=elapsed), self.model.state_dict(), self.ema.model.state_dict(), state,
-                           keep=self.cfg.keep)
+    return save_checkpoint(self.out, self.step, dict(self.config, elapsed=elapsed), self.model.state_dict(),
+                           self.ema.model.state_dict(), state, keep=self.cfg.keep)
 
 @patch
 def grid(self:Trainer, path:Path, n:int)->Path:
     "A grid of `n` samples of the EMA weights, drawn without touching the training's random streams."
     C, H, W = self.images.shape[1:]
     with torch.random.fork_rng(devices=[self.device] if self.device.type == 'cuda' else []):
-        x = sample(self.ema.model, self.diffusion, n, self.cfg.sampler, self.cfg.sample_steps, generator=torch.Generator().manual_seed(self.cfg.seed),
-                   shape=(C, H, W), device=self.device)
+        x = sample(self.ema.model, self.diffusion, n, self.cfg.sampler, self.cfg.sample_steps,
+                   generator=torch.Generator().manual_seed(self.cfg.seed), shape=(C, H, W), device=self.device)
     save_image_grid(x, path, nrow=max(1, int(math.sqrt(n))))
     return path
 
 # %% ../nbs/07_train.ipynb #a63b9d91
 @patch
 def _done(self:Trainer)->float:
-    "The fraction of this invocation's budget spent: of the steps, or of the minutes if that is larger (as `lr_now` counts it)."
+    "The fraction of this invocation's budget spent: of the steps, or of the minutes if larger (as `lr_now` counts it)."
     done = self.step / self.cfg.steps
     if self.cfg.minutes is not None: done = max(done, (time.time() - self.wall_start) / (60 * self.cfg.minutes))
     return min(done, 1.0)
 
 @patch
 def describe(self:Trainer)->str:
-    "The start line: what this run does — recipe, network and its size, precision and why, data, output directory, budget."
+    "The start line: what this run does — recipe, network and size, precision and why, data, output directory, budget."
     cfg, m = self.cfg, self.config
     n_par = sum(p.numel() for p in self.model.parameters())
-    net = f"preset {cfg.preset}" + (' (recipe overrides: ' + ', '.join(f'{k}={v}' for k, v in cfg.model.items()) + ')' if cfg.model else '')
+    net = f"preset {cfg.preset}" + (' (recipe overrides: ' + ', '.join(f'{k}={v}' for k, v in cfg.model.items()) + ')'
+                                    if cfg.model else '')
     if cfg.init is not None: net = f"warm start from {cfg.init} ({net})"
     d = m['dataset']
     left = cfg.steps - self.step
-    budget = (f"{cfg.minutes:g} min or {left} more steps, whichever ends first" if cfg.minutes is not None else f"{left} more steps") \
-             + (f" (from step {self.step})" if self.step else '')
-    return (f"train: recipe {cfg.recipe}; {net}, {n_par / 1e6:.2f}M parameters; {cfg.precision} ({m['machine'].get('precision_why')}) on "
-            f"{self.device}; data {d['name']} ({d['split']}, {d['n']} images {'x'.join(map(str, d['shape']))}); batch {cfg.batch_size}"
+    budget = (f"{cfg.minutes:g} min or {left} more steps, whichever ends first" if cfg.minutes is not None
+              else f"{left} more steps") + (f" (from step {self.step})" if self.step else '')
+    return (f"train: recipe {cfg.recipe}; {net}, {n_par / 1e6:.2f}M parameters; "
+            f"{cfg.precision} ({m['machine'].get('precision_why')}) on {self.device}; "
+            f"data {d['name']} ({d['split']}, {d['n']} images {'x'.join(map(str, d['shape']))}); batch {cfg.batch_size}"
             f"{'' if cfg.schedule_sampler == 'uniform' else f', timesteps {cfg.schedule_sampler}'}; "
             f"out {self.out}; budget {budget}")
 
 @patch
 def _catch_signals(self:Trainer):
-    "Ctrl-C, a kill, a closed terminal (SIGINT, SIGTERM, SIGHUP): noted in `self.stop_signal`, the run stops at the end of the step with a checkpoint; a second Ctrl-C stops at once."
+    """Ctrl-C, a kill, a closed terminal (SIGINT, SIGTERM, SIGHUP): noted in `self.stop_signal`, the run stops at the
+    end of the step with a checkpoint; a second Ctrl-C stops at once."""
     self.stop_signal, self._old_handlers = None, {}
     if threading.current_thread() is not threading.main_thread(): return     # only the main thread may handle signals
     def on_signal(signum, frame):
@@ -410,12 +454,14 @@ def _catch_signals(self:Trainer):
 
 @patch
 def _begin(self:Trainer):
-    "Before the first step: deterministic algorithms on the CPU, the run marker and the start line (rank 0), the signal handlers, the clocks."
+    """Before the first step: deterministic algorithms on the CPU, the run marker and the start line (rank 0), the
+    signal handlers, the clocks."""
     self._det_before = torch.are_deterministic_algorithms_enabled()
     if self.cfg.deterministic and self.device.type == 'cpu': torch.use_deterministic_algorithms(True)
     if self.rank == 0:
         self.out.mkdir(parents=True, exist_ok=True)
-        if not (self.out / RUN_MARKER).exists(): (self.out / RUN_MARKER).touch()   # this directory is a run of ours from now on
+        # this directory is a run of ours from now on
+        if not (self.out / RUN_MARKER).exists(): (self.out / RUN_MARKER).touch()
         self.log(self.describe())
         for n in self.notes: self.log(n)
     self._catch_signals()
@@ -432,7 +478,8 @@ def _end(self:Trainer):
 @patch
 def _stop_code(self:Trainer)->int:
     "0: go on; 1: the time budget is spent; 2: a signal asked to stop — agreed by every rank."
-    code = 2 if self.stop_signal is not None else 1 if self.cfg.minutes is not None and time.time() - self.wall_start > 60 * self.cfg.minutes else 0
+    code = (2 if self.stop_signal is not None
+            else 1 if self.cfg.minutes is not None and time.time() - self.wall_start > 60 * self.cfg.minutes else 0)
     if self.world > 1:                                  # every rank must agree to stop at the same step
         import torch.distributed as dist
         c = torch.tensor([code], device=self.device if dist.get_backend() == 'nccl' else 'cpu')
@@ -441,7 +488,7 @@ def _stop_code(self:Trainer)->int:
 
 @patch
 def _bar(self:Trainer, tqdm):
-    "A progress bar over the budget the run has: steps, or (with a time budget) the percent of it spent, whichever is ahead."
+    "A progress bar over the run's budget: steps, or (with a time budget) the percent of it spent, whichever is ahead."
     off = not self.progress or self.rank != 0
     if self.cfg.minutes is None:
         return tqdm(total=self.cfg.steps, initial=self.step, disable=off, dynamic_ncols=True, desc='train', unit='step')
@@ -453,18 +500,20 @@ def _bar_update(self:Trainer, bar):
     if bar.disable: return
     if self.cfg.minutes is None: bar.update(1); return
     bar.update(round(100 * self._done(), 2) - bar.n)
-    bar.set_postfix_str(f"step {self.step}" + (f", loss {self.last_loss:.4f}" if self.last_loss is not None else ''), refresh=False)
+    bar.set_postfix_str(f"step {self.step}" + (f", loss {self.last_loss:.4f}" if self.last_loss is not None else ''),
+                        refresh=False)
 
 @patch
 def log_step(self:Trainer, lval:Tensor, lr:float, gn:Tensor):
-    "Add the step's loss to the current metrics row; every `log_every` steps and at the last, rank 0 appends the row to metrics.jsonl."
+    """Add the step's loss to the current metrics row; every `log_every` steps and at the last, rank 0 appends the row
+    to metrics.jsonl."""
     self._row_loss += lval; self._row_steps += 1
     cfg = self.cfg
     if self.rank != 0 or not (self.step % cfg.log_every == 0 or self.step == cfg.steps): return
     now = time.perf_counter(); ips = self._row_steps * cfg.batch_size / max(now - self._row_start, 1e-9)
     self.last_loss = self.checked(lval)
-    row = {'step': self.step, 'epoch': self.order.epoch, 'loss': self._row_loss.item() / self._row_steps, 'lr': lr, 'grad_norm': float(gn),
-           'img_per_s': ips, 'time': self.elapsed0 + time.time() - self.wall_start}
+    row = {'step': self.step, 'epoch': self.order.epoch, 'loss': self._row_loss.item() / self._row_steps, 'lr': lr,
+           'grad_norm': float(gn), 'img_per_s': ips, 'time': self.elapsed0 + time.time() - self.wall_start}
     with open(self.out / 'metrics.jsonl', 'a') as f: f.write(json.dumps(row) + '\n')
     self.bar.set_postfix(loss=f'{row["loss"]:.4f}', img_s=f'{ips:.0f}', refresh=False)
     self._row_start, self._row_steps, self._row_loss = now, 0, torch.zeros((), device=self.device)
@@ -487,13 +536,16 @@ def final_grid(self:Trainer, stopped:str)->Path|None:
     "samples.png (rank 0), when this invocation trained and no signal stopped it."
     if self.rank != 0 or stopped == 'signal' or self.step <= self.step0: return None
     cfg = self.cfg
-    self.log(f"train: drawing samples.png ({cfg.sample_n} samples, {cfg.sampler}, {cfg.sample_steps or self.diffusion.num_timesteps} steps)")
+    self.log(f"train: drawing samples.png ({cfg.sample_n} samples, {cfg.sampler}, "
+             f"{cfg.sample_steps or self.diffusion.num_timesteps} steps)")
     return self.grid(self.out / 'samples.png', cfg.sample_n)
 
 @patch
-# summary: step, steps_trained, loss, ckpt, out, samples, stopped ('done', 'time', 'signal'), signal, images_seen, images_this_run, seconds (training), sample_seconds
+# summary: step, steps_trained, loss, ckpt, out, samples, stopped ('done', 'time', 'signal'), signal, images_seen,
+# images_this_run, seconds (training), sample_seconds
 def run_loop(self:Trainer)->dict:
-    "Train until `steps`, the time budget or a signal: `run_step` → `log_step` → `save_if_due` → `grid_if_due`, then `final_grid`."
+    """Train until `steps`, the time budget or a signal: `run_step` → `log_step` → `save_if_due` → `grid_if_due`, then
+    `final_grid`."""
     from tqdm.auto import tqdm
     self._begin()
     self.bar, stopped = self._bar(tqdm), 'done'
@@ -507,7 +559,8 @@ def run_loop(self:Trainer)->dict:
             self.save_if_due(lval, stopping=bool(code))
             if code: break
             self.grid_if_due()
-        self.bar.close(); t_train = time.time() - self.wall_start     # the bar and the time are the training's, not the final grid's
+        # the bar and the time are the training's, not the final grid's
+        self.bar.close(); t_train = time.time() - self.wall_start
         samples = self.final_grid(stopped)
     finally:
         self.bar.close(); self._end()
@@ -518,8 +571,9 @@ def _summary(self:Trainer, stopped:str, samples:Path|None, t_train:float)->dict:
     "What `train` returns: where the run is, what this invocation did, and how long it took."
     cfg, sig = self.cfg, self.stop_signal
     return {'step': self.step, 'steps_trained': self.step - self.step0, 'loss': self.last_loss,
-            'ckpt': str(latest_checkpoint(self.out)) if self.rank == 0 else None, 'out': str(self.out), 'samples': str(samples) if samples else None,
-            'stopped': stopped, 'signal': signal.Signals(sig).name if sig is not None else None, 'images_seen': self.step * cfg.batch_size,
+            'ckpt': str(latest_checkpoint(self.out)) if self.rank == 0 else None, 'out': str(self.out),
+            'samples': str(samples) if samples else None, 'stopped': stopped,
+            'signal': signal.Signals(sig).name if sig is not None else None, 'images_seen': self.step * cfg.batch_size,
             'images_this_run': (self.step - self.step0) * cfg.batch_size, 'seconds': round(t_train, 1),
             'sample_seconds': round(time.time() - self.wall_start - t_train, 1)}
 

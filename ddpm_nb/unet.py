@@ -41,7 +41,8 @@ class TimeEmbedding(nn.Module):
 _EPS = 1e-6  # TensorFlow group_norm's epsilon, as in the reference and the diffusers DDPM configs
 
 class GroupNorm32(nn.GroupNorm):
-    "GroupNorm with float32 statistics, returning the input's dtype (same parameters and state dict as `nn.GroupNorm`; identical in float32)."
+    """GroupNorm with float32 statistics, returning the input's dtype (same parameters and state dict as `nn.GroupNorm`;
+    identical in float32)."""
     def forward(self, x):
         if x.dtype == torch.bfloat16 and x.device.type == 'cpu' and self.weight.dtype == torch.float32:
             # the CPU kernel's mixed path: bf16 in and out, float32 statistics and parameters, and no float32 copy of x
@@ -101,7 +102,7 @@ class Upsample(nn.Module):
 
 # %% ../nbs/05_unet.ipynb #9182b342
 class Level(nn.Module):
-    "One resolution of the U-Net: residual blocks, each followed by attention where configured, then a resampler (or None)."
+    "One U-Net resolution: residual blocks, each followed by attention where configured, then a resampler (or None)."
     def __init__(self, blocks, attns, resample):
         super().__init__()
         self.blocks, self.attns, self.resample = nn.ModuleList(blocks), nn.ModuleList(attns), resample
@@ -184,7 +185,8 @@ class UNet(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self):
-        "The reference's initialisation: fan-average uniform weights, zero biases, zero last layer on every residual branch and at the output."
+        """The reference's initialisation: fan-average uniform weights, zero biases, zero last layer on every residual
+        branch and at the output."""
         qkv = {m.qkv for m in self.modules() if isinstance(m, AttnBlock)}
         for mod in self.modules():
             if isinstance(mod, (nn.Conv2d, nn.Linear)):
@@ -233,10 +235,14 @@ class UNet(nn.Module):
 
 # %% ../nbs/05_unet.ipynb #1e0c5e41
 PRESETS = {
-    'tiny':          dict(in_ch=1, ch=16, ch_mult=(1, 2), num_res_blocks=1, attn_resolutions=(14,), dropout=0.0, resolution=28, num_groups=8),
-    'fashion_mnist': dict(in_ch=1, ch=32, ch_mult=(1, 2, 2), num_res_blocks=2, attn_resolutions=(14,), dropout=0.1, resolution=28),
-    'cifar10':       dict(in_ch=3, ch=128, ch_mult=(1, 2, 2, 2), num_res_blocks=2, attn_resolutions=(16,), dropout=0.1, resolution=32),
-    'celebahq256':   dict(in_ch=3, ch=128, ch_mult=(1, 1, 2, 2, 4, 4), num_res_blocks=2, attn_resolutions=(16,), dropout=0.0, resolution=256),
+    'tiny':          dict(in_ch=1, ch=16, ch_mult=(1, 2), num_res_blocks=1, attn_resolutions=(14,), dropout=0.0,
+                          resolution=28, num_groups=8),
+    'fashion_mnist': dict(in_ch=1, ch=32, ch_mult=(1, 2, 2), num_res_blocks=2, attn_resolutions=(14,), dropout=0.1,
+                          resolution=28),
+    'cifar10':       dict(in_ch=3, ch=128, ch_mult=(1, 2, 2, 2), num_res_blocks=2, attn_resolutions=(16,), dropout=0.1,
+                          resolution=32),
+    'celebahq256':   dict(in_ch=3, ch=128, ch_mult=(1, 1, 2, 2, 4, 4), num_res_blocks=2, attn_resolutions=(16,),
+                          dropout=0.0, resolution=256),
 }
 # the paper's LSUN church/bedroom/cat models share the 256×256 configuration
 PRESETS['lsun256'] = dict(PRESETS['celebahq256'])
@@ -246,10 +252,12 @@ def from_preset(cls:UNet,
     name:str,      # a key of `PRESETS`
     **overrides,   # constructor arguments to change, e.g. out_ch=2 for a learned variance on 1 channel
 )->UNet:
-    "A freshly initialised `UNet` with the preset's configuration, updated by `overrides`; attention stays at the same levels if only the resolution changes."
+    """A freshly initialised `UNet` with the preset's configuration, updated by `overrides`; attention stays at the
+    same levels if only the resolution changes."""
     if name not in PRESETS: raise UsageError(f"unknown UNet preset {name!r}: expected one of {', '.join(PRESETS)}")
     cfg = {**PRESETS[name], **overrides}
     if 'resolution' in overrides and 'attn_resolutions' not in overrides:   # e.g. fashion_mnist's design on 32x32 data
         r0, r = PRESETS[name]['resolution'], cfg['resolution']
-        cfg['attn_resolutions'] = [r // 2 ** i for i in range(len(cfg['ch_mult'])) if r0 // 2 ** i in PRESETS[name]['attn_resolutions']]
+        cfg['attn_resolutions'] = [r // 2 ** i for i in range(len(cfg['ch_mult']))
+                                   if r0 // 2 ** i in PRESETS[name]['attn_resolutions']]
     return cls(**cfg)

@@ -58,7 +58,8 @@ def _png(u8:Tensor, scale:int=4)->bytes:
 
 def _forward_label(v, T):
     return (f"<b>t = {v['t'] + 1}</b> of {T} (index {v['t']}) &nbsp; ᾱ<sub>t</sub> = {v['abar']:.4g} &nbsp; "
-            f"SNR = {v['snr']:.3g} ({10 * np.log10(v['snr']):.1f} dB) &nbsp; | &nbsp; x<sub>0</sub> &nbsp; x<sub>t</sub> &nbsp; ε")
+            f"SNR = {v['snr']:.3g} ({10 * np.log10(v['snr']):.1f} dB) &nbsp; | &nbsp; "
+            "x<sub>0</sub> &nbsp; x<sub>t</sub> &nbsp; ε")
 
 def forward_explorer(
     x0:Tensor,            # an image [C, H, W] (C = 1 or 3) in [-1, 1]
@@ -102,7 +103,8 @@ def record_trajectory(
     r = record_steps(diffusion.p_sample_loop_progressive(model, tuple(shape), clip_denoised=clip_denoised,
                                                          generator=generator, device=device), keep)
     t = r['t']
-    orig = torch.as_tensor(diffusion.use_timesteps, dtype=torch.long)[t] if hasattr(diffusion, 'use_timesteps') else t.clone()
+    orig = (torch.as_tensor(diffusion.use_timesteps, dtype=torch.long)[t] if hasattr(diffusion, 'use_timesteps')
+            else t.clone())
     return dict(t=t, orig_t=orig, abar=diffusion.alphas_cumprod[t].clone(), x_t=r['xt'], pred_xstart=r['xstart'],
                 x0=r['sample'], T=T)
 
@@ -110,7 +112,7 @@ def trajectory_frame(
     traj:dict,     # from `record_trajectory`
     i:int,         # frame number in [0, K) (0: the first step, x_T)
 )->dict:           # t, orig_t, abar (numbers), x_t, pred_xstart [B, C, H, W], grid (uint8 [C, H', W']: x_t above x̂_0)
-    "Frame `i` of a recorded trajectory: x_t and x̂_0 at that step, and a uint8 grid with x_t in the top row, x̂_0 below."
+    "Frame `i` of a recorded trajectory: x_t and x̂_0 at that step, and a uint8 grid: x_t in the top row, x̂_0 below."
     K = len(traj['t'])
     i = check_int(i, 'i', 0, K - 1, why='a frame number')
     xt, px = traj['x_t'][i], traj['pred_xstart'][i]
@@ -121,7 +123,8 @@ def trajectory_frame(
 def _trajectory_label(fr, T, traj):
     s = f"<b>t = {fr['t'] + 1}</b> of {T} (index {fr['t']}"
     if fr['orig_t'] != fr['t']: s += f", original index {fr['orig_t']}"
-    return s + f") &nbsp; ᾱ<sub>t</sub> = {fr['abar']:.4g} &nbsp; | &nbsp; top: x<sub>t</sub>, bottom: x̂<sub>0</sub> predicted from it"
+    return s + (f") &nbsp; ᾱ<sub>t</sub> = {fr['abar']:.4g} &nbsp; | &nbsp; "
+                "top: x<sub>t</sub>, bottom: x̂<sub>0</sub> predicted from it")
 
 def trajectory_explorer(
     traj:dict,       # from `record_trajectory`
