@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch import Tensor
 from .diffusion import GaussianDiffusion
-from .respace import SpacedDiffusion
+from .respace import SpacedDiffusion, check_original
 from .devices import randn
 from .errors import UsageError, check_int
 
@@ -99,11 +99,7 @@ def dpm_solver_chain(
     timesteps=None,              # the original 0-based indices to visit (default: `dpm_timesteps(T, steps)`)
 )->GaussianDiffusion:            # a SpacedDiffusion over them (the diffusion itself when all T are visited)
     "The chain DPM-Solver++ runs on: `diffusion` respaced to the visited timesteps."
-    if isinstance(diffusion, SpacedDiffusion):
-        raise UsageError("diffusion must be the model's original GaussianDiffusion, got a SpacedDiffusion "
-                         "(the chain is respaced here; pass timesteps= as original indices)")
-    if not isinstance(diffusion, GaussianDiffusion):
-        raise TypeError(f"diffusion must be a GaussianDiffusion, got {type(diffusion).__name__}")
+    check_original(diffusion, 'the chain is respaced here; pass timesteps= as original indices')
     T = diffusion.num_timesteps
     if timesteps is None: use = dpm_timesteps(T, 20 if steps is None else steps)
     else:

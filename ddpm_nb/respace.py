@@ -10,7 +10,7 @@ from .diffusion import GaussianDiffusion, DIFFUSION_SETTINGS
 from .errors import UsageError
 
 # %% auto #0
-__all__ = ['space_timesteps', 'SpacedDiffusion', 'diffusion_settings']
+__all__ = ['space_timesteps', 'SpacedDiffusion', 'diffusion_settings', 'check_original']
 
 # %% ../nbs/04c_respace.ipynb #de7abf89
 def space_timesteps(
@@ -84,17 +84,24 @@ def diffusion_settings(
     cfg = diffusion.to_config()
     return {'betas': diffusion.betas, **{k: cfg[k] for k in DIFFUSION_SETTINGS}}
 
+def check_original(
+    diffusion,   # what the caller was given
+    hint:str,    # why a respaced chain is refused here, said in the error
+)->GaussianDiffusion:
+    "`diffusion` if it is a model's original `GaussianDiffusion`; a respaced one or anything else is an error."
+    if isinstance(diffusion, SpacedDiffusion):
+        raise UsageError(f"diffusion must be the model's original GaussianDiffusion, got a SpacedDiffusion ({hint})")
+    if not isinstance(diffusion, GaussianDiffusion):
+        raise TypeError(f"diffusion must be a GaussianDiffusion, got {type(diffusion).__name__}")
+    return diffusion
+
 @patch(cls_method=True)
 def from_diffusion(cls:SpacedDiffusion,
     diffusion:GaussianDiffusion,  # the original process (not itself respaced)
     use_timesteps,                # its indices to keep (e.g. from `space_timesteps`)
 )->SpacedDiffusion:
     "`diffusion` respaced to `use_timesteps`, with every one of its settings."
-    if isinstance(diffusion, SpacedDiffusion):
-        raise TypeError("diffusion must be an original GaussianDiffusion, got a SpacedDiffusion (respace the "
-                        "original, with indices into its timesteps)")
-    if not isinstance(diffusion, GaussianDiffusion):
-        raise TypeError(f"diffusion must be a GaussianDiffusion, got {type(diffusion).__name__}")
+    check_original(diffusion, 'respace the original, with indices into its timesteps')
     sp = cls(use_timesteps, **diffusion_settings(diffusion))
     sp.original = diffusion      # itself: a named schedule stays named in `to_config`
     return sp

@@ -8,7 +8,7 @@ import math, os, time, warnings
 import torch
 from torch import Tensor
 from .diffusion import GaussianDiffusion
-from .respace import SpacedDiffusion, space_timesteps, diffusion_settings
+from .respace import SpacedDiffusion, space_timesteps, diffusion_settings, check_original
 from .grid import image_grid
 from .devices import randn, model_device
 from .machine import resolve_precision, autocast_model
@@ -24,13 +24,7 @@ __all__ = ['SAMPLERS', 'VARIANCES', 'sampling_variance', 'Sampler', 'sampler_for
 SAMPLERS = ('ancestral', 'ddim', 'dpm++', 'dpm++sde')
 VARIANCES = ('auto', 'model', 'fixedsmall', 'fixedlarge')
 
-def _plain(diffusion)->GaussianDiffusion:
-    if isinstance(diffusion, SpacedDiffusion):
-        raise UsageError("diffusion must be the model's original GaussianDiffusion, got a SpacedDiffusion (respacing "
-                         "is done here)")
-    if not isinstance(diffusion, GaussianDiffusion):
-        raise TypeError(f"diffusion must be a GaussianDiffusion, got {type(diffusion).__name__}")
-    return diffusion
+def _plain(diffusion)->GaussianDiffusion: return check_original(diffusion, 'respacing is done here')
 
 def sampling_variance(
     diffusion:GaussianDiffusion,  # the model's original diffusion
