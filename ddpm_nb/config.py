@@ -18,8 +18,9 @@ from .ema import check_ema
 from .errors import UsageError, check_int, check_seed, check_choice, check_number
 
 # %% auto #0
-__all__ = ['MAX_IMAGE_SIZE', 'LR_SCHEDULES', 'DEFAULT_STEPS', 'RECIPES', 'RUN_KEYS', 'TrainConfig', 'diffusion_config',
-           'check_preset', 'check_recipe', 'check_size_fits', 'lr_at', 'build_model', 'make_config', 'merge_resume']
+__all__ = ['MAX_IMAGE_SIZE', 'LR_SCHEDULES', 'DEFAULT_STEPS', 'RECIPES', 'RUN_KEYS', 'TrainConfig', 'diffusion_of',
+           'diffusion_config', 'check_preset', 'check_recipe', 'check_size_fits', 'lr_at', 'build_model', 'make_config',
+           'merge_resume']
 
 # %% ../nbs/06c_config.ipynb #eb8549ab
 MAX_IMAGE_SIZE = 2048  # pixels a side: 8x the paper's largest model; one 100000x100000 RGB image alone is 30 GB
@@ -123,7 +124,7 @@ class TrainConfig:
             raise UsageError(f"TrainConfig.adam_betas must be two numbers in [0, 1), got {b!r}")
         check_number(self.minutes, 'TrainConfig.minutes', gt=0, none=True)
         # the diffusion's own checks: its parameterization, variance, loss, β range
-        diffusion_config(self)
+        diffusion_of(self)
 
     @property
     def warmup_steps(self)->int:
@@ -144,10 +145,14 @@ class TrainConfig:
         "A config with the values of `RECIPES[recipe]`, then `kw` on top."
         return cls(**{**RECIPES[check_recipe(recipe)], **kw, 'recipe': recipe})
 
+def diffusion_of(cfg:TrainConfig)->GaussianDiffusion:
+    "The diffusion `cfg` asks for: `from_config` of its diffusion fields (which checks them)."
+    return GaussianDiffusion.from_config({f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)
+                                          if f.name in DIFFUSION_KEYS})
+
 def diffusion_config(cfg:TrainConfig)->dict:
-    "The diffusion of `cfg` as config.json stores it: `to_config` of what `from_config` makes of its diffusion fields."
-    fields = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg) if f.name in DIFFUSION_KEYS}
-    return GaussianDiffusion.from_config(fields).to_config()
+    "The diffusion of `cfg` as config.json stores it: `to_config` of `diffusion_of(cfg)`."
+    return diffusion_of(cfg).to_config()
 
 def check_preset(name:str)->str:
     "`name` if it is a U-Net preset (`PRESETS`), else a UsageError listing them."

@@ -19,7 +19,8 @@ from .machine import (
     AUTOCAST_DTYPES, RUN_MARKER, RunLock, check_run_dir, cpu_flags, dist_info,
     is_run_dir, pick_device, resolve_precision)
 from .resample import LossAwareSampler, create_named_schedule_sampler
-from .config import TrainConfig, build_model, check_size_fits, diffusion_config, lr_at, make_config, merge_resume
+from .config import (
+    TrainConfig, build_model, check_size_fits, diffusion_config, diffusion_of, lr_at, make_config, merge_resume)
 from .ema import EMA
 from .errors import UsageError
 
@@ -210,7 +211,7 @@ class Trainer:
         """The diffusion (its settings were checked by `TrainConfig`) and its timestep sampler; the grids' sampler
         tried on it before any data are loaded."""
         cfg = self.cfg
-        self.diffusion = build_diffusion(diffusion_config(cfg))
+        self.diffusion = diffusion_of(cfg)
         self.schedule_sampler = create_named_schedule_sampler(cfg.schedule_sampler, self.diffusion)
         try:
             with warnings.catch_warnings():
