@@ -1,22 +1,40 @@
 """Ship a checkpoint's EMA weights as `ddpm_nb/weights/<name>/` (config.json + ema.safetensors), with their provenance.
 
-    python tools/ship_weights.py runs/shipped_cpu2 --scores bench/results/X_scores.json --what "..." --command "..." \
-        --device "..." [--name fashion_mnist] [--prior-images N --prior-seconds S] [--replaces "..."]
+    python tools/ship_weights.py runs/retrain1 --table bench/results/X_table.jsonl --scores bench/results/X_scores.json \
+        --what "..." --command "..." --device "..." [--name fashion_mnist] [--prior-images N --prior-seconds S] \
+        [--replaces "..."]
 
-The scores file is `bench/score_models.py`'s JSON for this checkpoint (FID ancestral 100 / DDIM 50 at n=1000, and the
-bits/dim with --bpd); the provenance records them so the notebooks can check that the weights they load are the ones
-scored. The files are written to a temporary directory and put in place by `ddpm_nb.checkpoint.replace_dir` (fsync,
-rename): a failure leaves the old weights.
+--table is `bench/sampler_table.py`'s JSON lines: every row of this checkpoint is recorded, per sampler (variance) and
+step count, the FID on each test slice for each sample seed. --scores is `bench/score_models.py --bpd`'s JSON for this
+checkpoint: the test-set bits/dim with its 95% interval, and the FID floor. The provenance records them so that the
+notebooks can check that the weights they load are the ones scored. The files are written to a temporary directory and
+put in place by `ddpm_nb.checkpoint.replace_dir` (fsync, rename): a failure leaves the old weights.
 """
 from __future__ import annotations
 import argparse, json, shutil, tempfile, time
 from pathlib import Path
 
 
+def table_scores(rows:list, path:Path, step:int, load_checkpoint)->dict:
+    "FID per sampler of the rows scoring the checkpoint at `path`: {'dpm++sde 20': {'seeds': [...], 'test0': [...], ...}}"
+    out, seen = {}, set()
+    for r in sorted(rows, key=lambda r: r['seed']):
+        if r['step'] != step or r['precision_asked'] != 'auto': continue
+        if load_checkpoint(r['model'], state=False)['path'].resolve() != path.resolve(): continue
+        key = ' '.join(str(v) for v in (r['sampler'], r['plan']['variance'], r['steps']) if v)
+        if (key, r['seed']) in seen: raise SystemExit(f"two rows for {key}, seed {r['seed']}")
+        seen.add((key, r['seed']))
+        d = out.setdefault(key, {'seeds': [], 'test0': [], 'test5000': [], 'n': r['n'], 'precision': r['plan']['precision']})
+        d['seeds'].append(r['seed'])
+        for sl in ('test0', 'test5000'): d[sl].append(round(r[sl]['fid'], 3))
+    return out
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('ckpt', help='a checkpoint or run directory (its newest checkpoint)')
-    ap.add_argument('--scores', required=True)
+    ap.add_argument('--table', required=True, help="bench/sampler_table.py's rows (JSON lines)")
+    ap.add_argument('--scores', required=True, help="bench/score_models.py --bpd's JSON")
     ap.add_argument('--what', required=True)
     ap.add_argument('--command', required=True)
     ap.add_argument('--device', required=True)
@@ -30,11 +48,14 @@ def main(argv=None):
     from ddpm_nb.checkpoint import load_checkpoint, load_model, replace_dir, weights_dir
     ck = load_checkpoint(a.ckpt, state=False)
     cfg, path = ck['config'], ck['path']
+    rows = [json.loads(l) for l in Path(a.table).read_text().splitlines() if l.strip()]
+    fids = table_scores(rows, path, cfg['step'], load_checkpoint)
+    if not fids: raise SystemExit(f"{a.table} holds no rows of {path}")
     scores = json.loads(Path(a.scores).read_text())
-    model_scores = [v for v in scores['models'].values()
-                    if Path(v['ancestral 100']['ckpt']).resolve() == path.resolve()]
-    if len(model_scores) != 1: raise SystemExit(f"{a.scores} holds no scores of {path}")
-    s = model_scores[0]
+    bpd = [v['bpd'] for v in scores['models'].values()
+           if 'bpd' in v and any(Path(p['ckpt']).resolve() == path.resolve() for p in v.values() if 'ckpt' in p)]
+    if len(bpd) != 1: raise SystemExit(f"{a.scores} holds no bits/dim of {path} (score it with --bpd)")
+    b, r0 = bpd[0], rows[0]
     images = cfg['step'] * cfg['train']['batch_size']
     cfg['provenance'] = {
         'what': a.what, 'command': a.command, 'device': a.device, 'date': time.strftime('%Y-%m-%d', time.gmtime()),
@@ -42,14 +63,15 @@ def main(argv=None):
         'wall_time_s': round(a.prior_seconds + float(cfg.get('elapsed', 0.0)), 1),
         'init': cfg['train'].get('init'),
         'scores': {
-            'protocol': 'FID/KID in the Fashion-MNIST classifier space, 1000 samples vs the first 1000 test images '
-                        f"(floor: train vs test {scores['floor_train_vs_test']['fid']:.2f})",
-            'fid_ancestral100': round(s['ancestral 100']['fid'], 3), 'fid_ddim50': round(s['ddim 50']['fid'], 3),
-            **({'bpd_test_10000': round(s['bpd']['mean'], 4),
-                'bpd_95ci': [round(s['bpd']['lo'], 4), round(s['bpd']['hi'], 4)],
-                'bpd_estimator': f"bpd_stratified, {s['bpd']['estimator']}, all {s['bpd']['n']} test images"}
-               if 'bpd' in s else {}),
-            'measured_on': f"{scores['device']}, bench/score_models.py, {scores['date']}", 'file': str(a.scores)},
+            'protocol': 'FID in the Fashion-MNIST classifier space, n samples against test images 0-999 (test0) and '
+                        f"5000-5999 (test5000), one entry per sample seed (floor: the first 1000 training images "
+                        f"against test0, {scores['floor_train_vs_test']['fid']:.2f})",
+            'fid': fids,
+            'bpd_test_10000': round(b['mean'], 4), 'bpd_95ci': [round(b['lo'], 4), round(b['hi'], 4)],
+            'bpd_estimator': f"bpd_stratified, {b['estimator']}, all {b['n']} test images",
+            'measured_on': f"{r0['threads']} threads, torch {r0['torch']}, bench/sampler_table.py {r0['date'][:10]}; "
+                           f"bench/score_models.py --bpd {scores['date'][:10]}",
+            'files': [str(a.table), str(a.scores)]},
         **({'replaces': a.replaces} if a.replaces else {}),
     }
     dest = weights_dir() / a.name
@@ -61,7 +83,8 @@ def main(argv=None):
         replace_dir(tmp, dest)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    print(f"shipped {path} as {dest}: step {cfg['step']}, FID {cfg['provenance']['scores']['fid_ancestral100']}")
+    print(f"shipped {path} as {dest}: step {cfg['step']}, " + ', '.join(f"FID {k} {v['test0']}" for k, v in fids.items())
+          + f", {b['mean']:.4f} bits/dim")
 
 
 if __name__ == '__main__': main()
