@@ -14,13 +14,13 @@ from .grid import save_image_grid, atomic_file
 from .sample import sample, sampler_for, memory_shortfall
 from .diffusion import DIFFUSION_KEYS
 from .checkpoint import (
-    CheckpointError, build_diffusion, latest_checkpoint, load_checkpoint, load_model, save_checkpoint)
+    CheckpointError, latest_checkpoint, load_checkpoint, load_model, save_checkpoint)
 from .machine import (
     AUTOCAST_DTYPES, RUN_MARKER, RunLock, check_run_dir, cpu_flags, dist_info,
     is_run_dir, pick_device, resolve_precision)
 from .resample import LossAwareSampler, create_named_schedule_sampler
 from .config import (
-    TrainConfig, build_model, check_size_fits, diffusion_config, diffusion_of, lr_at, make_config, merge_resume)
+    TrainConfig, build_model, check_size_fits, diffusion_of, lr_at, make_config, merge_resume)
 from .ema import EMA
 from .errors import UsageError
 
