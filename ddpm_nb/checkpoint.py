@@ -17,7 +17,7 @@ from .errors import is_int
 # %% auto #0
 __all__ = ['CKPT_FILES', 'CKPT_FORMATS', 'MAX_T', 'CheckpointError', 'list_checkpoints', 'latest_checkpoint', 'replace_dir',
            'save_checkpoint', 'resolve_checkpoint', 'load_checkpoint', 'build_diffusion', 'model_from_config',
-           'weights_dir', 'shipped_weights', 'load_model']
+           'weights_dir', 'shipped_weights', 'find_checkpoint', 'load_model']
 
 # %% ../nbs/06a_checkpoint.ipynb #b3b89d82
 CKPT_FILES = ('config.json', 'model.safetensors', 'ema.safetensors', 'state.pt')
@@ -216,12 +216,10 @@ def shipped_weights()->list[str]:
     d = weights_dir()
     return sorted(p.name for p in d.iterdir() if (p / 'config.json').is_file()) if d.is_dir() else []
 
-def load_model(
+def find_checkpoint(
     ckpt,                  # a checkpoint dir, a run dir, or a shipped name such as 'fashion_mnist'
-    ema:bool=True,         # the EMA weights (what the paper samples with); False: the raw trained weights
-    device='cpu',          # where to put the model
-)->tuple:                  # (model in eval mode, GaussianDiffusion, config dict)
-    "The trained network, its diffusion and its config from a checkpoint or a shipped name."
+)->Path:                   # the checkpoint directory (a run dir's newest checkpoint)
+    "The checkpoint `ckpt` names, as `load_model` reads it: a path, or else a shipped model's name."
     name = str(os.fspath(ckpt))
     if not name.strip():
         raise FileNotFoundError("no checkpoint given (an empty path): give a checkpoint dir, a run dir or a shipped "
@@ -239,6 +237,15 @@ def load_model(
             raise FileNotFoundError(f"no checkpoint {str(ckpt)!r}: not a path, nor a shipped model name "
                                     f"(shipped: {', '.join(names) if names else 'none'})")
         p = w
+    return resolve_checkpoint(p)
+
+def load_model(
+    ckpt,                  # a checkpoint dir, a run dir, or a shipped name such as 'fashion_mnist'
+    ema:bool=True,         # the EMA weights (what the paper samples with); False: the raw trained weights
+    device='cpu',          # where to put the model
+)->tuple:                  # (model in eval mode, GaussianDiffusion, config dict)
+    "The trained network, its diffusion and its config from a checkpoint or a shipped name."
+    p = find_checkpoint(ckpt)
     if not ema and p.resolve().parent == weights_dir().resolve() and not (p / 'model.safetensors').is_file():
         raise CheckpointError(f"the shipped model {p.name!r} holds only its EMA weights (what sampling uses); "
                               f"leave out --no-ema")

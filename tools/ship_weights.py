@@ -15,12 +15,19 @@ import argparse, json, shutil, tempfile, time
 from pathlib import Path
 
 
-def table_scores(rows:list, path:Path, step:int, load_checkpoint)->dict:
-    "FID per sampler of the rows scoring the checkpoint at `path`: {'dpm++sde 20': {'seeds': [...], 'test0': [...], ...}}"
+def checkpoint_rows(rows:list, path:Path, step:int, resolve)->list:
+    "The rows scoring the checkpoint at `path` (its step, precision 'auto'); `resolve` maps a row's model to its path."
+    paths = {}                                            # each model name resolved once
+    def is_ours(m):
+        if m not in paths: paths[m] = resolve(m).resolve()
+        return paths[m] == path.resolve()
+    return [r for r in rows if r['step'] == step and r['precision_asked'] == 'auto' and is_ours(r['model'])]
+
+
+def table_scores(rows:list)->dict:
+    "FID per sampler of one checkpoint's rows: {'dpm++sde 20': {'seeds': [...], 'test0': [...], ...}}"
     out, seen = {}, set()
     for r in sorted(rows, key=lambda r: r['seed']):
-        if r['step'] != step or r['precision_asked'] != 'auto': continue
-        if load_checkpoint(r['model'], state=False)['path'].resolve() != path.resolve(): continue
         key = ' '.join(str(v) for v in (r['sampler'], r['plan']['variance'], r['steps']) if v)
         if (key, r['seed']) in seen: raise SystemExit(f"two rows for {key}, seed {r['seed']}")
         seen.add((key, r['seed']))
@@ -45,12 +52,13 @@ def main(argv=None):
                     help='training seconds behind the weights this run started from')
     ap.add_argument('--replaces', default=None)
     a = ap.parse_args(argv)
-    from ddpm_nb.checkpoint import load_checkpoint, load_model, replace_dir, weights_dir
+    from ddpm_nb.checkpoint import load_checkpoint, load_model, replace_dir, find_checkpoint, weights_dir
     ck = load_checkpoint(a.ckpt, state=False)
     cfg, path = ck['config'], ck['path']
-    rows = [json.loads(l) for l in Path(a.table).read_text().splitlines() if l.strip()]
-    fids = table_scores(rows, path, cfg['step'], load_checkpoint)
-    if not fids: raise SystemExit(f"{a.table} holds no rows of {path}")
+    rows = checkpoint_rows([json.loads(l) for l in Path(a.table).read_text().splitlines() if l.strip()],
+                           path, cfg['step'], find_checkpoint)
+    if not rows: raise SystemExit(f"{a.table} holds no rows of {path}")
+    fids = table_scores(rows)
     scores = json.loads(Path(a.scores).read_text())
     bpd = [v['bpd'] for v in scores['models'].values()
            if 'bpd' in v and any(Path(p['ckpt']).resolve() == path.resolve() for p in v.values() if 'ckpt' in p)]
